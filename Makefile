@@ -1,0 +1,35 @@
+# roost: every target sets up its own virtualenv, so each works on a fresh machine by itself.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py | sha1sum | cut -c1-12)
+
+.PHONY: venv demo test lint typecheck unit compliance compliance-quick bench clean
+
+$(STAMP): pyproject.toml setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m roost examples.chat.app:app --host 127.0.0.1 --port 8080
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests examples
+	$(VENV)/bin/ruff format --check src tests examples
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+unit: $(STAMP)
+	$(PY) -m pytest -q
+	ROOST_NO_EXTENSIONS=1 $(PY) -m pytest -q tests/protocol tests/integration/test_echo.py
+
+test: lint typecheck unit
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info src/roost/protocol/*.so

@@ -1,0 +1,327 @@
+"""RFC 6455 connection state: bytes in, events out; calls in, bytes out.
+
+The parser never raises to its caller: a peer's violation becomes a close frame with the right
+code (1002, 1007, 1009) queued in ``data_to_send()`` and a ``Closed`` event.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+from enum import Enum
+from typing import Final
+
+from roost.protocol.deflate import PerMessageDeflate
+from roost.protocol.errors import InvalidState, ProtocolError
+from roost.protocol.events import Closed, Event, Ping, Pong
+from roost.protocol.frames import (
+    CloseCode,
+    Opcode,
+    apply_mask,
+    decode_close_payload,
+    encode_close_payload,
+    encode_frame,
+    is_valid_close_code,
+)
+
+DEFAULT_MAX_MESSAGE_SIZE: Final = 1_048_576
+_Utf8Decoder = codecs.getincrementaldecoder("utf-8")
+
+
+class State(Enum):
+    """Where the connection is in its life (RFC 6455 section 4 to 7)."""
+
+    OPEN = "OPEN"
+    CLOSING = "CLOSING"  # we sent a close frame and wait for the peer's
+    CLOSED = "CLOSED"
+
+
+class WebSocketConnection:
+    """One WebSocket connection after the handshake, server side unless ``client=True``.
+
+    ``max_message_size`` (bytes, after decompression) bounds every message; a larger one fails
+    the connection with 1009 before its payload is buffered.
+    """
+
+    __slots__ = (
+        "_buf",
+        "_compressed",
+        "_decoder",
+        "_expect_mask",
+        "_frag_opcode",
+        "_frag_size",
+        "_out",
+        "_parts",
+        "client",
+        "close_code",
+        "close_reason",
+        "close_sent",
+        "deflate",
+        "max_message_size",
+        "state",
+    )
+
+    def __init__(
+        self,
+        *,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        deflate: PerMessageDeflate | None = None,
+        client: bool = False,
+    ) -> None:
+        self.max_message_size = max_message_size
+        self.deflate = deflate
+        self.client = client
+        self.state = State.OPEN
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.close_sent = False
+        self._expect_mask = 0 if client else 0x80
+        self._buf = bytearray()
+        self._out: list[bytes] = []
+        self._frag_opcode = 0
+        self._frag_size = 0
+        self._parts: list[bytes] | list[str] = []
+        self._compressed = False
+        self._decoder: codecs.IncrementalDecoder | None = None
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closed for reading and writing."""
+        return self.state is State.CLOSED
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Parse received bytes; return the messages and control events they complete."""
+        if self.state is State.CLOSED:
+            return []
+        events: list[Event] = []
+        buf: bytes | bytearray
+        if self._buf:
+            self._buf += data
+            buf = self._buf
+        else:
+            buf = data
+        n = len(buf)
+        pos = 0
+        try:
+            while n - pos >= 2:
+                b0 = buf[pos]
+                b1 = buf[pos + 1]
+                length = b1 & 0x7F
+                start = pos + 2
+                if length == 126:
+                    if n - pos < 4:
+                        break
+                    length = (buf[pos + 2] << 8) | buf[pos + 3]
+                    start = pos + 4
+                elif length == 127:
+                    if n - pos < 10:
+                        break
+                    length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                    start = pos + 10
+                    if length >> 63:
+                        raise ProtocolError(1002, "64-bit length with the high bit set")
+                if b1 & 0x80 != self._expect_mask:
+                    raise ProtocolError(
+                        1002, "unmasked client frame" if not self.client else "masked server frame"
+                    )
+                opcode = b0 & 0x0F
+                if opcode & 0x8:
+                    if length > 125:
+                        raise ProtocolError(1002, "control frame payload over 125 bytes")
+                    if not b0 & 0x80:
+                        raise ProtocolError(1002, "fragmented control frame")
+                elif self._frag_size + length > self.max_message_size:
+                    raise ProtocolError(1009, "message over the size limit")
+                if self._expect_mask:
+                    end = start + 4 + length
+                    if end > n:
+                        break
+                    payload = apply_mask(buf[start + 4 : end], buf[start : start + 4])
+                else:
+                    end = start + length
+                    if end > n:
+                        break
+                    payload = bytes(buf[start:end])
+                pos = end
+                if b0 == 0x81 and not self._frag_opcode:  # whole, uncompressed text: the hot path
+                    try:
+                        events.append(payload.decode("utf-8"))
+                    except UnicodeDecodeError:
+                        raise ProtocolError(1007, "text message is not valid UTF-8") from None
+                elif b0 == 0x82 and not self._frag_opcode:
+                    events.append(payload)
+                else:
+                    self._handle_frame(b0, opcode, payload, events)
+                    if self.closed:
+                        break
+        except ProtocolError as exc:
+            self._fail(exc.code, exc.reason, events)
+        if self.closed:
+            self._buf = bytearray()
+        elif buf is self._buf:
+            if pos:
+                del self._buf[:pos]
+        elif pos < n:
+            self._buf = bytearray(buf[pos:])
+        return events
+
+    def receive_eof(self) -> list[Event]:
+        """The stream ended; report 1006 unless the close handshake already finished."""
+        if self.state is State.CLOSED:
+            return []
+        self.state = State.CLOSED
+        self.close_code = CloseCode.ABNORMAL
+        return [Closed(CloseCode.ABNORMAL, "")]
+
+    def _handle_frame(self, b0: int, opcode: int, payload: bytes, events: list[Event]) -> None:
+        if b0 & 0x30 or (b0 & 0x40 and (self.deflate is None or opcode not in (1, 2))):
+            raise ProtocolError(1002, "reserved bits set without a negotiated extension")
+        fin = bool(b0 & 0x80)
+        if opcode == Opcode.TEXT or opcode == Opcode.BINARY:
+            if self._frag_opcode:
+                raise ProtocolError(1002, "new message before the previous one ended")
+            self._frag_opcode = opcode
+            self._compressed = bool(b0 & 0x40)
+            self._append_fragment(payload, fin, events)
+        elif opcode == Opcode.CONTINUATION:
+            if not self._frag_opcode:
+                raise ProtocolError(1002, "continuation frame without a message to continue")
+            self._append_fragment(payload, fin, events)
+        elif opcode == Opcode.CLOSE:
+            self._receive_close(payload, events)
+        elif opcode == Opcode.PING:
+            if self.state is State.OPEN:
+                self._out.append(self._frame(Opcode.PONG, payload))
+            events.append(Ping(payload))
+        elif opcode == Opcode.PONG:
+            events.append(Pong(payload))
+        else:
+            raise ProtocolError(1002, f"reserved opcode {opcode:#x}")
+
+    def _append_fragment(self, payload: bytes, fin: bool, events: list[Event]) -> None:
+        if self._compressed:
+            assert self.deflate is not None
+            payload = self.deflate.decompress(
+                payload, final=fin, max_size=self.max_message_size - self._frag_size
+            )
+        self._frag_size += len(payload)
+        if self._frag_opcode == Opcode.TEXT:
+            if fin and self._decoder is None:
+                try:
+                    message: str | bytes = payload.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise ProtocolError(1007, "text message is not valid UTF-8") from None
+            else:
+                if self._decoder is None:
+                    self._decoder = _Utf8Decoder()
+                try:
+                    text = self._decoder.decode(payload, fin)  # fails fast, mid-message
+                except UnicodeDecodeError:
+                    raise ProtocolError(1007, "text message is not valid UTF-8") from None
+                self._parts.append(text)  # type: ignore[arg-type]
+                if not fin:
+                    return
+                message = "".join(self._parts)  # type: ignore[arg-type]
+        else:
+            self._parts.append(payload)  # type: ignore[arg-type]
+            if not fin:
+                return
+            message = b"".join(self._parts)  # type: ignore[arg-type]
+        if self.state is State.OPEN:
+            events.append(message)
+        self._frag_opcode = 0
+        self._frag_size = 0
+        self._parts = []
+        self._decoder = None
+        self._compressed = False
+
+    def _receive_close(self, payload: bytes, events: list[Event]) -> None:
+        code, reason = decode_close_payload(payload)
+        if self.state is State.OPEN:
+            # Echo the status code (RFC 6455 section 5.5.1), then the server closes the TCP.
+            echo = payload[:2] if code != CloseCode.NO_STATUS else b""
+            self._out.append(self._frame(Opcode.CLOSE, echo))
+            self.close_sent = True
+        self.state = State.CLOSED
+        self.close_code = code
+        self.close_reason = reason
+        events.append(Closed(code, reason))
+
+    def _fail(self, code: int, reason: str, events: list[Event]) -> None:
+        """Fail the connection (RFC 6455 section 7.1.7): send a close frame, then close."""
+        if self.state is State.OPEN:
+            self._out.append(self._frame(Opcode.CLOSE, encode_close_payload(code, reason[:100])))
+            self.close_sent = True
+        self.state = State.CLOSED
+        self.close_code = code
+        self.close_reason = reason
+        events.append(Closed(code, reason))
+
+    def fail(self, code: int, reason: str = "") -> list[Event]:
+        """Fail the connection from outside the parser (a timeout, a policy); return the events."""
+        if self.state is State.CLOSED:
+            return []
+        events: list[Event] = []
+        self._fail(code, reason, events)
+        return events
+
+    def data_to_send(self) -> bytes:
+        """Bytes the connection produced by itself (pongs, close replies), to be written."""
+        if not self._out:
+            return b""
+        out = b"".join(self._out)
+        self._out = []
+        return out
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def _frame(self, opcode: int, payload: bytes, rsv1: bool = False) -> bytes:
+        mask = os.urandom(4) if self.client else None
+        return encode_frame(opcode, payload, rsv1=rsv1, mask=mask)
+
+    def _check_open(self) -> None:
+        if self.state is not State.OPEN:
+            raise InvalidState(f"cannot send: the connection is {self.state.value}")
+
+    def send_text(self, text: str) -> bytes:
+        """The bytes of a text message."""
+        self._check_open()
+        data = text.encode("utf-8")
+        if self.deflate is not None:
+            return self._frame(Opcode.TEXT, self.deflate.compress(data), rsv1=True)
+        return self._frame(Opcode.TEXT, data)
+
+    def send_binary(self, data: bytes) -> bytes:
+        """The bytes of a binary message."""
+        self._check_open()
+        if self.deflate is not None:
+            return self._frame(Opcode.BINARY, self.deflate.compress(data), rsv1=True)
+        return self._frame(Opcode.BINARY, bytes(data))
+
+    def send_ping(self, payload: bytes = b"") -> bytes:
+        """The bytes of a ping; ``payload`` is at most 125 bytes."""
+        self._check_open()
+        if len(payload) > 125:
+            raise ValueError("ping payload is over 125 bytes")
+        return self._frame(Opcode.PING, payload)
+
+    def send_pong(self, payload: bytes = b"") -> bytes:
+        """The bytes of an unsolicited pong; ``payload`` is at most 125 bytes."""
+        self._check_open()
+        if len(payload) > 125:
+            raise ValueError("pong payload is over 125 bytes")
+        return self._frame(Opcode.PONG, payload)
+
+    def send_close(self, code: int = CloseCode.NORMAL, reason: str = "") -> bytes:
+        """Start the close handshake; b"" when a close frame was already sent (idempotent)."""
+        if code != CloseCode.NO_STATUS and not is_valid_close_code(code):
+            raise ValueError(f"invalid close code {code}")
+        if self.state is not State.OPEN:
+            return b""
+        self.state = State.CLOSING
+        self.close_sent = True
+        self.close_code = code
+        self.close_reason = reason
+        return self._frame(Opcode.CLOSE, encode_close_payload(code, reason))

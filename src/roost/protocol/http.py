@@ -1,0 +1,242 @@
+"""HTTP/1.1 requests in (parsed by httptools) and responses out, with size limits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Final
+from urllib.parse import unquote
+
+import httptools
+
+from roost.protocol.errors import HttpError
+
+DEFAULT_MAX_HEADER_SIZE: Final = 16 * 1024
+DEFAULT_MAX_HEADER_COUNT: Final = 100
+DEFAULT_MAX_BODY_SIZE: Final = 10 * 1024 * 1024
+
+
+class Headers:
+    """Case-insensitive, multi-valued HTTP headers, in the order received."""
+
+    __slots__ = ("_index", "raw")
+
+    def __init__(self, raw: Iterable[tuple[str, str]] = ()) -> None:
+        self.raw: list[tuple[str, str]] = list(raw)
+        self._index: dict[str, list[str]] = {}
+        for name, value in self.raw:
+            self._index.setdefault(name.lower(), []).append(value)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of header ``name`` (any case), or ``default``."""
+        values = self._index.get(name.lower())
+        return values[0] if values else default
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of header ``name`` (any case), possibly none."""
+        return list(self._index.get(name.lower(), ()))
+
+    def __getitem__(self, name: str) -> str:
+        values = self._index.get(name.lower())
+        if not values:
+            raise KeyError(name)
+        return values[0]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def items(self) -> list[tuple[str, str]]:
+        """Every (name, value) pair in the order received, names as sent."""
+        return list(self.raw)
+
+    def to_dict(self) -> dict[str, str]:
+        """Lower-cased names mapped to their first value."""
+        return {name: values[0] for name, values in self._index.items()}
+
+    def __repr__(self) -> str:
+        return f"Headers({self.raw!r})"
+
+
+@dataclass(slots=True)
+class HttpRequest:
+    """One complete HTTP/1.1 request as parsed off the wire."""
+
+    method: str
+    target: str
+    path: str
+    query_string: str
+    headers: Headers
+    body: bytes = b""
+    keep_alive: bool = True
+    upgrade: bool = False
+    http_version: str = "1.1"
+    trailing: bytes = field(default=b"", repr=False)
+
+
+class RequestParser:
+    """Feed bytes in, get complete requests out; malformed input raises HttpError.
+
+    ``trailing`` of an upgrade request holds the bytes that followed it: the first bytes of
+    the new protocol. After an upgrade the parser must not be fed again.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
+        max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    ) -> None:
+        self.max_header_size = max_header_size
+        self.max_header_count = max_header_count
+        self.max_body_size = max_body_size
+        self._parser = httptools.HttpRequestParser(self)
+        self._url = b""
+        self._headers: list[tuple[str, str]] = []
+        self._head_size = 0
+        self._in_head = False
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._done: list[HttpRequest] = []
+
+    @property
+    def in_progress(self) -> bool:
+        """Whether part of a request has been received but not all of it."""
+        return self._in_head or bool(self._body)
+
+    def feed(self, data: bytes) -> list[HttpRequest]:
+        """Parse ``data`` and return the requests it completes."""
+        if not self._in_head and not self._body and self._head_size == 0:
+            self._in_head = True
+        if self._in_head:
+            self._head_size += len(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            offset = exc.args[0] if exc.args else len(data)
+            if self._done:
+                self._done[-1].upgrade = True
+                self._done[-1].trailing = bytes(data[offset:])
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__ or exc.__cause__
+            if isinstance(cause, HttpError):
+                raise cause from None
+            raise HttpError(400, "malformed HTTP request") from None
+        except httptools.HttpParserInvalidMethodError:
+            raise HttpError(400, "invalid HTTP method") from None
+        except httptools.HttpParserError as exc:
+            raise HttpError(400, f"malformed HTTP request: {exc}") from None
+        if self._in_head and self._head_size > self.max_header_size:
+            raise HttpError(431, "request header fields too large")
+        done, self._done = self._done, []
+        return done
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        self._in_head = True
+        self._url = b""
+        self._headers = []
+        self._body = []
+        self._body_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self.max_header_size:
+            raise HttpError(414, "request URI too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        if len(self._headers) > self.max_header_count:
+            raise HttpError(431, "too many request header fields")
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_size = 0
+
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > self.max_body_size:
+            raise HttpError(413, "request body too large")
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        target = self._url.decode("latin-1")
+        raw_path, _, query = target.partition("?")
+        raw_path = raw_path.partition("#")[0]
+        parser = self._parser
+        self._done.append(
+            HttpRequest(
+                method=parser.get_method().decode("ascii"),
+                target=target,
+                path=unquote(raw_path) if "%" in raw_path else raw_path,
+                query_string=query.partition("#")[0],
+                headers=Headers(self._headers),
+                body=b"".join(self._body),
+                keep_alive=parser.should_keep_alive(),
+                http_version=parser.get_http_version(),
+            )
+        )
+        self._body = []
+        self._body_size = 0
+        self._head_size = 0
+
+
+_REASONS: Final = {s.value: s.phrase for s in HTTPStatus}
+_STATUS_LINES: dict[int, bytes] = {}
+
+
+def status_line(status: int) -> bytes:
+    """``HTTP/1.1 <status> <reason>\\r\\n``, cached per status."""
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        line = f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n".encode("latin-1")
+        _STATUS_LINES[status] = line
+    return line
+
+
+def encode_response_head(
+    status: int,
+    headers: Iterable[tuple[str, str]],
+    *,
+    content_length: int | None,
+    keep_alive: bool = True,
+) -> bytes:
+    """The status line and headers of a response; a None ``content_length`` means chunked."""
+    parts = [status_line(status)]
+    for name, value in headers:
+        if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
+            raise ValueError(f"header {name!r} contains a line break")
+        parts.append(f"{name}: {value}\r\n".encode("latin-1"))
+    if content_length is None:
+        parts.append(b"transfer-encoding: chunked\r\n")
+    elif status >= 200 and status not in (204, 304):
+        parts.append(b"content-length: %d\r\n" % content_length)
+    if not keep_alive:
+        parts.append(b"connection: close\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def encode_response(
+    status: int,
+    headers: Iterable[tuple[str, str]],
+    body: bytes,
+    *,
+    keep_alive: bool = True,
+    include_body: bool = True,
+) -> bytes:
+    """A whole response; ``include_body=False`` answers HEAD with the GET headers."""
+    head = encode_response_head(status, headers, content_length=len(body), keep_alive=keep_alive)
+    return head + body if include_body else head
+
+
+def encode_chunk(data: bytes) -> bytes:
+    """One chunk of a chunked body; an empty ``data`` is the last chunk."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
