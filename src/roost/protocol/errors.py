@@ -52,3 +52,7 @@ class WebSocketDisconnect(RoostError):
         super().__init__(f"WebSocket closed with code {code}" + (f": {reason}" if reason else ""))
         self.code = code
         self.reason = reason
+
+
+class ClientDisconnected(RoostError):
+    """The HTTP client went away while a response (a stream, SSE) was being written."""

@@ -1,0 +1,509 @@
+"""Roost (also exported as Robyn): routes, WebSocket endpoints, dependencies, and serving."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from roost.hub.registry import Registry
+from roost.params import plan, resolve
+from roost.protocol.deflate import PerMessageDeflate
+from roost.protocol.errors import ClientDisconnected, HandshakeError, HttpError, WebSocketDisconnect
+from roost.protocol.handshake import (
+    accept_response,
+    is_upgrade_request,
+    select_deflate,
+    select_subprotocol,
+    validate_request,
+)
+from roost.protocol.http import HttpRequest
+from roost.requests import Client, QueryParams, Request
+from roost.responses import Response, plain, to_response
+from roost.routing import Router, normalize
+from roost.server.connection import HttpConnection, WebSocketChannel
+from roost.server.options import ServerOptions, WebSocketOptions
+from roost.server.serve import Server
+from roost.websocket import WebSocket, WebSocketEndpoint
+
+logger = logging.getLogger("roost")
+
+Handler = Callable[..., Any]
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+async def call(func: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    """Call a sync or async callable with ``kwargs``."""
+    result = func(**kwargs)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+class HttpRoute:
+    """One HTTP handler and its resolution plan."""
+
+    __slots__ = ("handler", "params", "path", "router_dependencies")
+
+    def __init__(
+        self, path: str, handler: Handler, params: Any, router_dependencies: dict[str, Any]
+    ) -> None:
+        self.path = path
+        self.handler = handler
+        self.params = params
+        self.router_dependencies = router_dependencies
+
+
+class Roost:
+    """A roost application.
+
+    ``Roost(__file__)`` creates an app; ``app.start(host, port)`` serves it. Limits are
+    set per server with ``server_options`` and per endpoint in ``@app.websocket``.
+    """
+
+    def __init__(
+        self,
+        file_object: str = "",
+        *,
+        server_options: ServerOptions | None = None,
+    ) -> None:
+        self.file_object = file_object
+        self.server_options = server_options or ServerOptions()
+        self.http_routes: Router[HttpRoute] = Router()
+        self.ws_routes: Router[WebSocketEndpoint] = Router()
+        self.global_dependencies: dict[str, Any] = {}
+        self.router_dependencies: dict[str, Any] = {}
+        self.registry = Registry()
+        self.server: Server | None = None
+        self._per_ip: dict[str, int] = {}
+        self._startup: list[Handler] = []
+        self._shutdown: list[Handler] = []
+
+    # -- dependencies ------------------------------------------------------------------------
+
+    def inject_global(self, **dependencies: Any) -> None:
+        """Add dependencies every handler can receive as ``global_dependencies``."""
+        self.global_dependencies.update(dependencies)
+
+    def inject(self, **dependencies: Any) -> None:
+        """Add dependencies this app's handlers receive as ``router_dependencies``."""
+        self.router_dependencies.update(dependencies)
+
+    # -- HTTP routes -------------------------------------------------------------------------
+
+    def add_route(self, method: str, path: str, handler: Handler) -> Handler:
+        """Route ``method`` requests on ``path`` (``/items/:id`` captures ``id``) to ``handler``."""
+        method = method.upper()
+        if method not in HTTP_METHODS:
+            raise ValueError(f"unsupported HTTP method {method!r}")
+        path = normalize(path)
+        from roost.routing import Pattern
+
+        params = plan(handler, subject="request", path_params=Pattern.compile(path).params)
+        self.http_routes.add(
+            method, path, HttpRoute(path, handler, params, self.router_dependencies)
+        )
+        return handler
+
+    def _method(self, method: str, path: str) -> Callable[[Handler], Handler]:
+        def decorator(handler: Handler) -> Handler:
+            return self.add_route(method, path, handler)
+
+        return decorator
+
+    def get(self, path: str) -> Callable[[Handler], Handler]:
+        """Route GET (and HEAD) requests on ``path``."""
+        return self._method("GET", path)
+
+    def post(self, path: str) -> Callable[[Handler], Handler]:
+        """Route POST requests on ``path``."""
+        return self._method("POST", path)
+
+    def put(self, path: str) -> Callable[[Handler], Handler]:
+        """Route PUT requests on ``path``."""
+        return self._method("PUT", path)
+
+    def patch(self, path: str) -> Callable[[Handler], Handler]:
+        """Route PATCH requests on ``path``."""
+        return self._method("PATCH", path)
+
+    def delete(self, path: str) -> Callable[[Handler], Handler]:
+        """Route DELETE requests on ``path``."""
+        return self._method("DELETE", path)
+
+    def head(self, path: str) -> Callable[[Handler], Handler]:
+        """Route HEAD requests on ``path``."""
+        return self._method("HEAD", path)
+
+    def options(self, path: str) -> Callable[[Handler], Handler]:
+        """Route OPTIONS requests on ``path``."""
+        return self._method("OPTIONS", path)
+
+    # -- WebSocket endpoints -----------------------------------------------------------------
+
+    def websocket(
+        self,
+        path: str,
+        *,
+        subprotocols: list[str] | tuple[str, ...] = (),
+        origins: list[str] | tuple[str, ...] | None = None,
+        **options: Any,
+    ) -> Callable[[Handler], WebSocketEndpoint]:
+        """Route WebSocket connections on ``path`` to the decorated handler.
+
+        Connections are accepted before the handler runs. ``subprotocols``: the server's
+        supported subprotocols, in preference order. ``origins``: if given, the allowed
+        ``Origin`` values (others get 403). Other keyword arguments are WebSocketOptions
+        (``max_message_size=1_048_576``, ``ping_interval=20``, ``compression=True``, ...).
+        """
+        ws_options = WebSocketOptions(**options)
+        path = normalize(path)
+
+        def decorator(handler: Handler) -> WebSocketEndpoint:
+            endpoint = WebSocketEndpoint(
+                path,
+                handler,
+                options=ws_options,
+                subprotocols=tuple(subprotocols),
+                origins=tuple(origins) if origins is not None else None,
+                router_dependencies=self.router_dependencies,
+            )
+            self.ws_routes.add("GET", path, endpoint)
+            return endpoint
+
+        return decorator
+
+    # -- lifecycle hooks ---------------------------------------------------------------------
+
+    def startup_handler(self, handler: Handler) -> Handler:
+        """Run ``handler`` (sync or async, no arguments) once the server is listening."""
+        self._startup.append(handler)
+        return handler
+
+    def shutdown_handler(self, handler: Handler) -> Handler:
+        """Run ``handler`` (sync or async, no arguments) after the server has shut down."""
+        self._shutdown.append(handler)
+        return handler
+
+    # -- delivery from anywhere --------------------------------------------------------------
+
+    async def broadcast(
+        self,
+        endpoint: str,
+        data: str | bytes,
+        room: str | None = None,
+        *,
+        exclude: str | None = None,
+    ) -> int:
+        """Send ``data`` to every connection of ``endpoint`` (or of its ``room``)."""
+        return self.registry.broadcast(normalize(endpoint), data, room=room, exclude=exclude)
+
+    async def send_to(self, connection_id: str, data: str | bytes) -> bool:
+        """Send ``data`` to connection ``connection_id``; False if no such open connection."""
+        return self.registry.send_to(connection_id, data)
+
+    async def disconnect(self, connection_id: str, code: int = 1000, reason: str = "") -> bool:
+        """Close connection ``connection_id`` with ``code``; False if there is none."""
+        return self.registry.disconnect(connection_id, code, reason)
+
+    async def connections(self, endpoint: str | None = None, room: str | None = None) -> list[str]:
+        """Ids of the open connections, optionally of one endpoint and room."""
+        return self.registry.members(normalize(endpoint) if endpoint else None, room)
+
+    async def join(self, connection_id: str, room: str) -> None:
+        """Put connection ``connection_id`` in ``room``."""
+        self.registry.join(connection_id, room)
+
+    async def leave(self, connection_id: str, room: str) -> None:
+        """Take connection ``connection_id`` out of ``room``."""
+        self.registry.leave(connection_id, room)
+
+    # -- request handling --------------------------------------------------------------------
+
+    async def handle(self, request: HttpRequest, conn: HttpConnection) -> None:
+        """The server's entry point: answer one request on ``conn``."""
+        if request.upgrade or is_upgrade_request(request.headers):
+            await self._handle_upgrade(request, conn)
+            return
+        response = await self._handle_http(request, conn)
+        conn.send_response(
+            response.status_code,
+            response.headers,
+            response.body,
+            include_body=request.method != "HEAD",
+        )
+
+    async def _handle_http(self, request: HttpRequest, conn: HttpConnection) -> Response:
+        route, path_params, known = self.http_routes.match(request.method, request.path)
+        if route is None:
+            if known:
+                allow = ", ".join(self.http_routes.allowed(request.path))
+                return plain(405, "Method Not Allowed", [("allow", allow)])
+            return plain(404, "Not Found")
+        req = Request(
+            method=request.method,
+            path=request.path,
+            query_string=request.query_string,
+            headers=request.headers,
+            body=request.body,
+            client=Client(*conn.client),
+            path_params=path_params,
+            url=request.target,
+        )
+        try:
+            kwargs = resolve(
+                route.params,
+                subject=req,
+                query=req.query_params,
+                path_params=path_params,
+                global_deps=self.global_dependencies,
+                router_deps=route.router_dependencies,
+            )
+        except HttpError as exc:
+            return plain(exc.status, exc.reason)
+        return to_response(await call(route.handler, kwargs))
+
+    async def _handle_upgrade(self, request: HttpRequest, conn: HttpConnection) -> None:
+        try:
+            endpoint, path_params, ws_kwargs = await self._check_upgrade(request, conn)
+        except HandshakeError as exc:
+            conn.send_response(
+                exc.status,
+                [*exc.headers, ("content-type", "text/plain; charset=utf-8")],
+                exc.reason.encode("utf-8"),
+            )
+            return
+        except _Rejected as rejected:
+            response = rejected.response
+            conn.send_response(response.status_code, response.headers, response.body)
+            return
+        key = request.headers.get("sec-websocket-key") or ""
+        subprotocol = select_subprotocol(request.headers, endpoint.subprotocols)
+        deflate_params = select_deflate(request.headers) if endpoint.options.compression else None
+        deflate = PerMessageDeflate(deflate_params) if deflate_params is not None else None
+        channel = conn.upgrade(
+            accept_response(key, subprotocol=subprotocol, deflate=deflate_params),
+            options=endpoint.options,
+            deflate=deflate,
+        )
+        ws = WebSocket(
+            self,
+            channel,
+            endpoint=endpoint.path,
+            headers=request.headers,
+            query_params=ws_kwargs.pop("__query__"),
+            path_params=path_params,
+            subprotocol=subprotocol,
+        )
+        await self._session(endpoint, ws, channel, ws_kwargs)
+
+    async def _check_upgrade(
+        self, request: HttpRequest, conn: HttpConnection
+    ) -> tuple[WebSocketEndpoint, dict[str, str], dict[str, Any]]:
+        """Every check before the 101, in order: route, handshake, origin, limits, params,
+        before_connect. Raises HandshakeError or _Rejected."""
+        endpoint, path_params, known = self.ws_routes.match("GET", request.path)
+        if endpoint is None:
+            raise HandshakeError(404 if not known else 405, "no WebSocket endpoint at this path")
+        validate_request(request.method, request.headers)
+        if endpoint.origins is not None:
+            origin = request.headers.get("origin")
+            if origin not in endpoint.origins:
+                raise HandshakeError(403, f"origin {origin!r} is not allowed")
+        server = conn.server
+        ip = conn.client[0]
+        if len(server.channels) >= server.options.max_connections:
+            raise HandshakeError(503, "too many connections", [("retry-after", "1")])
+        if self._per_ip.get(ip, 0) >= server.options.max_connections_per_ip:
+            raise HandshakeError(
+                503, "too many connections from this address", [("retry-after", "1")]
+            )
+        query = QueryParams(request.query_string)
+        kwargs: dict[str, Any] = {"__query__": query}
+        for name, func in (
+            ("handler", endpoint.handler),
+            ("on_connect", endpoint.on_connect_handler),
+            ("on_close", endpoint.on_close_handler),
+        ):
+            if func is None:
+                continue
+            params = endpoint.plans.get(name)
+            if params is None:
+                params = endpoint.plans[name] = plan(
+                    func, subject="websocket", path_params=tuple(path_params)
+                )
+            try:
+                kwargs[name] = resolve(
+                    params,
+                    subject=None,
+                    query=query,
+                    path_params=path_params,
+                    global_deps=self.global_dependencies,
+                    router_deps=endpoint.router_dependencies,
+                )
+            except HttpError as exc:
+                raise HandshakeError(exc.status, exc.reason) from None
+        if endpoint.before_connect_handler is not None:
+            req = Request(
+                method=request.method,
+                path=request.path,
+                query_string=request.query_string,
+                headers=request.headers,
+                body=b"",
+                client=Client(*conn.client),
+                path_params=path_params,
+                url=request.target,
+            )
+            result = await call_positional(endpoint.before_connect_handler, req)
+            if result is not None:
+                raise _Rejected(to_response(result))
+        return endpoint, path_params, kwargs
+
+    async def _session(
+        self,
+        endpoint: WebSocketEndpoint,
+        ws: WebSocket,
+        channel: WebSocketChannel,
+        kwargs: dict[str, Any],
+    ) -> None:
+        """Run one connection: on_connect, then the handler; on_close once it has ended."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        server = channel.http.server
+        ip = ws.client.ip
+        self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
+        self.registry.add(ws.id, endpoint.path, channel)
+        in_handler = True
+        lost: asyncio.Future[None] = loop.create_future()
+        channel.on_lost.append(lost)
+
+        def connection_ended(_: asyncio.Future[None]) -> None:
+            self.registry.remove(ws.id)
+            count = self._per_ip.get(ip, 1) - 1
+            if count:
+                self._per_ip[ip] = count
+            else:
+                self._per_ip.pop(ip, None)
+            server.track(loop.create_task(self._run_on_close(endpoint, ws, kwargs)))
+            if in_handler and task is not None:
+                # A handler that ignores the closed connection is stopped after close_timeout.
+                loop.call_later(endpoint.options.close_timeout, _cancel_if_running)
+
+        def _cancel_if_running() -> None:
+            if in_handler and task is not None and not task.done():
+                task.cancel()
+
+        lost.add_done_callback(connection_ended)
+        try:
+            for name in ("on_connect", "handler"):
+                if not channel.open:
+                    break
+                func = endpoint.on_connect_handler if name == "on_connect" else endpoint.handler
+                if func is None:
+                    continue
+                args = kwargs[name]
+                _fill_subject(endpoint.plans[name], args, ws)
+                result = await call(func, args)
+                if name == "on_connect" and isinstance(result, str) and channel.open:
+                    await channel.send_text(result)
+        except WebSocketDisconnect:
+            pass
+        except asyncio.CancelledError:
+            channel.close(1001 if server.closing else 1011, "")
+            raise
+        except Exception:
+            logger.exception("WebSocket handler for %s raised; closing with 1011", endpoint.path)
+            channel.close(1011, "internal error")
+        else:
+            channel.close(1000, "")
+        finally:
+            in_handler = False
+
+    async def _run_on_close(
+        self, endpoint: WebSocketEndpoint, ws: WebSocket, kwargs: dict[str, Any]
+    ) -> None:
+        func = endpoint.on_close_handler
+        if func is None:
+            return
+        args = kwargs["on_close"]
+        _fill_subject(endpoint.plans["on_close"], args, ws)
+        try:
+            result = await call(func, args)
+            if isinstance(result, str) and ws.is_open:
+                await ws.send_text(result)
+        except WebSocketDisconnect:
+            pass
+        except Exception:
+            logger.exception("on_close for %s raised", endpoint.path)
+
+    # -- serving -----------------------------------------------------------------------------
+
+    async def create_server(
+        self, host: str = "127.0.0.1", port: int = 8080, **listen: Any
+    ) -> Server:
+        """Start serving on the running loop and return the Server (port 0 picks a free port).
+
+        Stop it with ``await server.shutdown()``.
+        """
+        server = Server(self.handle, options=self.server_options)
+        await server.listen(host, port, **listen)
+        self.server = server
+        for hook in self._startup:
+            await call(hook, {})
+        return server
+
+    async def shutdown(self) -> None:
+        """Shut the server down gracefully, then run the shutdown handlers."""
+        if self.server is not None:
+            await self.server.shutdown()
+        for hook in self._shutdown:
+            try:
+                await call(hook, {})
+            except Exception:
+                logger.exception("shutdown handler raised")
+
+    def start(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        *,
+        log_level: str = "INFO",
+    ) -> None:
+        """Serve until Ctrl-C or SIGTERM, then shut down gracefully.
+
+        The environment (``ROOST_HOST``, ``ROOST_PORT``) overrides the arguments, and the
+        command-line flags ``--host``, ``--port`` and ``--log-level`` override both.
+        """
+        from roost.runner import run
+
+        run(self, host=host, port=port, log_level=log_level)
+
+
+Robyn = Roost
+
+
+class _Rejected(Exception):
+    """A before_connect hook returned a response: the handshake is refused with it."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+async def call_positional(func: Callable[..., Any], arg: Any) -> Any:
+    """Call a sync or async callable with one positional argument."""
+    result = func(arg)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def _fill_subject(params: Any, kwargs: dict[str, Any], subject: Any) -> None:
+    for p in params:
+        if p.source == "subject":
+            kwargs[p.name] = subject
+
+
+__all__ = ["ClientDisconnected", "Robyn", "Roost"]

@@ -1,0 +1,134 @@
+"""The connections of one process: id -> channel, endpoints, rooms, and local delivery."""
+
+from __future__ import annotations
+
+from roost.protocol.frames import Opcode, encode_frame
+from roost.server.connection import WebSocketChannel
+
+
+def encode_once(message: str | bytes) -> bytes:
+    """The unmasked, uncompressed frame for ``message``, to write to many connections."""
+    if isinstance(message, str):
+        return encode_frame(Opcode.TEXT, message.encode("utf-8"))
+    return encode_frame(Opcode.BINARY, bytes(message))
+
+
+class Registry:
+    """Local connections by id, by endpoint and by room (rooms are scoped to an endpoint).
+
+    Delivery is at-most-once: a message to a connection whose buffer is over its limit is
+    dropped or closes that connection, as its slow-consumer policy says.
+    """
+
+    def __init__(self) -> None:
+        self._channels: dict[str, WebSocketChannel] = {}
+        self._endpoint_of: dict[str, str] = {}
+        self._endpoints: dict[str, dict[str, WebSocketChannel]] = {}
+        self._rooms: dict[tuple[str, str], dict[str, WebSocketChannel]] = {}
+        self._rooms_of: dict[str, set[str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._channels)
+
+    def __contains__(self, conn_id: object) -> bool:
+        return conn_id in self._channels
+
+    def add(self, conn_id: str, endpoint: str, channel: WebSocketChannel) -> None:
+        """Register an open connection."""
+        self._channels[conn_id] = channel
+        self._endpoint_of[conn_id] = endpoint
+        self._endpoints.setdefault(endpoint, {})[conn_id] = channel
+
+    def remove(self, conn_id: str) -> None:
+        """Forget a connection and its rooms (idempotent)."""
+        channel = self._channels.pop(conn_id, None)
+        if channel is None:
+            return
+        endpoint = self._endpoint_of.pop(conn_id)
+        members = self._endpoints.get(endpoint)
+        if members is not None:
+            members.pop(conn_id, None)
+            if not members:
+                del self._endpoints[endpoint]
+        for room in self._rooms_of.pop(conn_id, ()):
+            self._leave(endpoint, room, conn_id)
+
+    def endpoint_of(self, conn_id: str) -> str | None:
+        """The endpoint path a local connection belongs to."""
+        return self._endpoint_of.get(conn_id)
+
+    def join(self, conn_id: str, room: str) -> None:
+        """Put a local connection in ``room`` of its endpoint."""
+        channel = self._channels.get(conn_id)
+        if channel is None:
+            return
+        endpoint = self._endpoint_of[conn_id]
+        self._rooms.setdefault((endpoint, room), {})[conn_id] = channel
+        self._rooms_of.setdefault(conn_id, set()).add(room)
+
+    def leave(self, conn_id: str, room: str) -> None:
+        """Take a local connection out of ``room``."""
+        rooms = self._rooms_of.get(conn_id)
+        if rooms is None or room not in rooms:
+            return
+        rooms.discard(room)
+        self._leave(self._endpoint_of[conn_id], room, conn_id)
+
+    def _leave(self, endpoint: str, room: str, conn_id: str) -> None:
+        members = self._rooms.get((endpoint, room))
+        if members is not None:
+            members.pop(conn_id, None)
+            if not members:
+                del self._rooms[(endpoint, room)]
+
+    def rooms_of(self, conn_id: str) -> frozenset[str]:
+        """The rooms a local connection is in."""
+        return frozenset(self._rooms_of.get(conn_id, ()))
+
+    def members(self, endpoint: str | None = None, room: str | None = None) -> list[str]:
+        """Ids of local connections, optionally of one endpoint and room."""
+        if endpoint is None:
+            if room is None:
+                return list(self._channels)
+            return [cid for (_, r), m in self._rooms.items() if r == room for cid in m]
+        if room is None:
+            return list(self._endpoints.get(endpoint, ()))
+        return list(self._rooms.get((endpoint, room), ()))
+
+    def broadcast(
+        self,
+        endpoint: str,
+        message: str | bytes,
+        *,
+        room: str | None = None,
+        exclude: str | None = None,
+    ) -> int:
+        """Send to every local connection of ``endpoint`` (or of its ``room``); the count sent.
+
+        The frame is encoded once and the same bytes are written to every connection that
+        did not negotiate compression.
+        """
+        targets = (
+            self._endpoints.get(endpoint) if room is None else self._rooms.get((endpoint, room))
+        )
+        if not targets:
+            return 0
+        frame = encode_once(message)
+        sent = 0
+        for conn_id, channel in list(targets.items()):
+            if conn_id != exclude and channel.send_nowait(message, frame):
+                sent += 1
+        return sent
+
+    def send_to(self, conn_id: str, message: str | bytes) -> bool:
+        """Send to one local connection; False when it is not here or not open."""
+        channel = self._channels.get(conn_id)
+        return channel is not None and channel.send_nowait(message)
+
+    def disconnect(self, conn_id: str, code: int = 1000, reason: str = "") -> bool:
+        """Close one local connection; False when it is not here."""
+        channel = self._channels.get(conn_id)
+        if channel is None:
+            return False
+        channel.close(code, reason)
+        return True

@@ -1,0 +1,137 @@
+"""Parameter resolution for handlers and callbacks: dependency injection, path and query values.
+
+Each callable is inspected once, when it is registered; per request only the plan is applied.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from roost.protocol.errors import HttpError
+
+SubjectKind = Literal["websocket", "request"]
+_EMPTY = inspect.Parameter.empty
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """How one parameter gets its value."""
+
+    name: str
+    source: Literal["subject", "global", "router", "path", "query"]
+    kind: Any = str
+    default: Any = _EMPTY
+
+
+def _coerce_type(annotation: Any) -> Any:
+    """The scalar type to convert query values to (``X | None`` means X)."""
+    if annotation is _EMPTY or annotation is Any:
+        return str
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _coerce_type(args[0]) if len(args) == 1 else str
+    if origin is list:
+        (inner,) = typing.get_args(annotation) or (str,)
+        return list[_coerce_type(inner)]  # type: ignore[misc]
+    return annotation if annotation in (int, float, bool, str) else str
+
+
+def plan(
+    func: Callable[..., Any], *, subject: SubjectKind, path_params: tuple[str, ...] = ()
+) -> list[Param]:
+    """The resolution plan for ``func``.
+
+    The first positional parameter (or one named ``websocket``/``request``) receives the
+    subject. ``global_dependencies``/``router_dependencies`` receive the injected dicts; names
+    of path parameters receive them; any other name is read from the query string.
+    """
+    try:
+        hints = typing.get_type_hints(func)
+    except Exception:
+        hints = {}
+    params: list[Param] = []
+    signature = inspect.signature(func)
+    subject_taken = False
+    for index, p in enumerate(signature.parameters.values()):
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        annotation = hints.get(p.name, p.annotation)
+        if p.name == "global_dependencies":
+            params.append(Param(p.name, "global"))
+        elif p.name == "router_dependencies":
+            params.append(Param(p.name, "router"))
+        elif not subject_taken and (
+            p.name == subject or (index == 0 and p.name not in path_params)
+        ):
+            subject_taken = True
+            params.append(Param(p.name, "subject"))
+        elif p.name in path_params:
+            params.append(Param(p.name, "path", _coerce_type(annotation), p.default))
+        else:
+            params.append(Param(p.name, "query", _coerce_type(annotation), p.default))
+    return params
+
+
+def _convert(name: str, raw: str, kind: Any) -> Any:
+    try:
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+        if kind is bool:
+            low = raw.lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+            raise ValueError(raw)
+    except ValueError:
+        raise HttpError(
+            400, f"parameter {name!r}: {raw!r} is not a valid {kind.__name__}"
+        ) from None
+    return raw
+
+
+def resolve(
+    params: list[Param],
+    *,
+    subject: Any,
+    query: Any,
+    path_params: Mapping[str, str],
+    global_deps: dict[str, Any],
+    router_deps: dict[str, Any],
+) -> dict[str, Any]:
+    """Keyword arguments for one call; a missing or malformed value raises HttpError 400."""
+    kwargs: dict[str, Any] = {}
+    for p in params:
+        source = p.source
+        if source == "subject":
+            kwargs[p.name] = subject
+        elif source == "global":
+            kwargs[p.name] = global_deps
+        elif source == "router":
+            kwargs[p.name] = router_deps
+        else:
+            kind = p.kind
+            if source == "path":
+                values = [path_params[p.name]] if p.name in path_params else []
+            else:
+                values = query.get_all(p.name)
+            if not values:
+                if p.default is _EMPTY:
+                    raise HttpError(400, f"missing required parameter {p.name!r}")
+                kwargs[p.name] = p.default
+            elif typing.get_origin(kind) is list:
+                (inner,) = typing.get_args(kind)
+                kwargs[p.name] = [_convert(p.name, v, inner) for v in values]
+            else:
+                kwargs[p.name] = _convert(p.name, values[0], kind)
+    return kwargs

@@ -1,0 +1,137 @@
+"""What a handler sees of a request: Request, QueryParams, Client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from roost.protocol.http import Headers
+
+__all__ = ["Client", "Headers", "QueryParams", "Request"]
+
+
+class QueryParams:
+    """The query string's parameters, URL-decoded; a key may repeat."""
+
+    __slots__ = ("_items", "_map")
+
+    def __init__(self, query_string: str = "") -> None:
+        self._items = parse_qsl(query_string, keep_blank_values=True) if query_string else []
+        self._map: dict[str, list[str]] = {}
+        for key, value in self._items:
+            self._map.setdefault(key, []).append(value)
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        """The first value of ``key``, or ``default``."""
+        values = self._map.get(key)
+        return values[0] if values else default
+
+    def get_all(self, key: str) -> list[str]:
+        """Every value of ``key``, in order."""
+        return list(self._map.get(key, ()))
+
+    def __getitem__(self, key: str) -> str:
+        return self._map[key][0]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._map
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._map)
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def items(self) -> list[tuple[str, str]]:
+        """Every (key, value) pair, in order."""
+        return list(self._items)
+
+    def to_dict(self) -> dict[str, list[str]]:
+        """Each key mapped to all of its values."""
+        return {k: list(v) for k, v in self._map.items()}
+
+    def __repr__(self) -> str:
+        return f"QueryParams({self._items!r})"
+
+
+class Client:
+    """The peer's address: ``client.ip``/``client.port``, or ``client.get("ip")``."""
+
+    __slots__ = ("ip", "port")
+
+    def __init__(self, ip: str, port: int) -> None:
+        self.ip = ip
+        self.port = port
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``"ip"`` or ``"port"``, dict-style, or ``default``."""
+        if key == "ip":
+            return self.ip or default
+        if key == "port":
+            return self.port
+        return default
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in ("ip", "port"):
+            raise KeyError(key)
+        return self.get(key)
+
+    def __repr__(self) -> str:
+        return f"Client(ip={self.ip!r}, port={self.port})"
+
+
+class Request:
+    """An HTTP request, as handlers and ``before_connect`` hooks see it."""
+
+    __slots__ = (
+        "body",
+        "client",
+        "headers",
+        "method",
+        "path",
+        "path_params",
+        "query_params",
+        "query_string",
+        "url",
+    )
+
+    def __init__(
+        self,
+        *,
+        method: str,
+        path: str,
+        query_string: str,
+        headers: Headers,
+        body: bytes,
+        client: Client,
+        path_params: dict[str, str] | None = None,
+        url: str = "",
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.query_string = query_string
+        self.query_params = QueryParams(query_string)
+        self.headers = headers
+        self.body = body
+        self.client = client
+        self.path_params = path_params or {}
+        self.url = url or path
+
+    @property
+    def ip_addr(self) -> str:
+        """The client's IP address."""
+        return self.client.ip
+
+    def text(self) -> str:
+        """The body decoded as UTF-8."""
+        return self.body.decode("utf-8")
+
+    def json(self) -> Any:
+        """The body parsed as JSON; raises ValueError for invalid JSON."""
+        return orjson.loads(self.body)
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.url}>"

@@ -1,0 +1,93 @@
+"""What handlers return: Response, and how plain values become responses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
+
+from roost.protocol.http import Headers
+
+HeadersLike = Headers | Mapping[str, str] | Iterable[tuple[str, str]] | None
+
+
+def header_list(headers: HeadersLike) -> list[tuple[str, str]]:
+    """Any accepted form of headers as a list of (name, value) pairs."""
+    if headers is None:
+        return []
+    if isinstance(headers, Headers):
+        return headers.items()
+    if isinstance(headers, Mapping):
+        return [(str(k), str(v)) for k, v in headers.items()]
+    return [(str(k), str(v)) for k, v in headers]
+
+
+class Response:
+    """An HTTP response: ``Response(status_code, headers, description)``.
+
+    ``description`` is the body: ``str`` (sent as UTF-8), ``bytes``, or a ``dict``/``list``
+    (sent as JSON). Without a content-type header one is chosen from the body's type.
+    """
+
+    __slots__ = ("body", "headers", "status_code")
+
+    def __init__(
+        self,
+        status_code: int = 200,
+        headers: HeadersLike = None,
+        description: str | bytes | dict[str, Any] | list[Any] | None = b"",
+    ) -> None:
+        self.status_code = int(status_code)
+        self.headers = header_list(headers)
+        content_type: str | None = None
+        if description is None:
+            self.body = b""
+        elif isinstance(description, bytes | bytearray | memoryview):
+            self.body = bytes(description)
+            content_type = "application/octet-stream"
+        elif isinstance(description, str):
+            self.body = description.encode("utf-8")
+            content_type = "text/plain; charset=utf-8"
+        else:
+            self.body = orjson.dumps(description)
+            content_type = "application/json"
+        if content_type and self.body and not self.has_header("content-type"):
+            self.headers.append(("content-type", content_type))
+
+    def has_header(self, name: str) -> bool:
+        """Whether header ``name`` (any case) is set."""
+        lname = name.lower()
+        return any(k.lower() == lname for k, _ in self.headers)
+
+    def set_header(self, name: str, value: str) -> None:
+        """Set header ``name``, replacing any value it had."""
+        lname = name.lower()
+        self.headers = [(k, v) for k, v in self.headers if k.lower() != lname]
+        self.headers.append((name, value))
+
+    @property
+    def description(self) -> str:
+        """The body as text."""
+        return self.body.decode("utf-8", "replace")
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status_code} {len(self.body)} bytes>"
+
+
+def to_response(value: Any) -> Response:
+    """Turn what a handler returned into a Response (str, bytes, dict, list, None, Response)."""
+    if isinstance(value, Response):
+        return value
+    if value is None:
+        return Response(200, None, b"")
+    if isinstance(value, str | bytes | dict | list):
+        return Response(200, None, value)
+    raise TypeError(
+        f"a handler returned {type(value).__name__}; return str, bytes, dict, list or Response"
+    )
+
+
+def plain(status: int, message: str, headers: HeadersLike = None) -> Response:
+    """A short text/plain response, for errors."""
+    return Response(status, headers, message)

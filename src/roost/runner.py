@@ -1,0 +1,71 @@
+"""Running an app from the command line: settings, the event loop, signals."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from roost.app import Roost
+
+logger = logging.getLogger("roost")
+
+
+def parse_flags(argv: list[str]) -> argparse.Namespace:
+    """The server flags among ``argv``; other arguments are left to the app."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--log-level", dest="log_level")
+    flags, _ = parser.parse_known_args(argv)
+    return flags
+
+
+def settings(host: str, port: int, log_level: str, argv: list[str]) -> tuple[str, int, str]:
+    """Code defaults, overridden by ROOST_HOST/ROOST_PORT/ROOST_LOG_LEVEL, then by flags."""
+    host = os.environ.get("ROOST_HOST", host)
+    port = int(os.environ.get("ROOST_PORT", port))
+    log_level = os.environ.get("ROOST_LOG_LEVEL", log_level)
+    flags = parse_flags(argv)
+    return (
+        flags.host or host,
+        flags.port if flags.port is not None else port,
+        (flags.log_level or log_level).upper(),
+    )
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A uvloop event loop where uvloop is installed, else asyncio's default."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
+
+
+async def serve(app: Roost, host: str, port: int) -> None:
+    """Serve ``app`` until SIGINT or SIGTERM, then shut down gracefully."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    server = await app.create_server(host, port)
+    shown = "127.0.0.1" if host in ("", "0.0.0.0") else host
+    logger.info("roost listening on http://%s:%d (pid %d)", shown, server.port, os.getpid())
+    await stop.wait()
+    logger.info("shutting down")
+    await app.shutdown()
+
+
+def run(app: Roost, *, host: str, port: int, log_level: str) -> None:
+    """Blocking entry point of ``app.start()``."""
+    host, port, log_level = settings(host, port, log_level, sys.argv[1:])
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(serve(app, host, port))

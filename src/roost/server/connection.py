@@ -1,0 +1,595 @@
+"""The I/O glue: one asyncio.Protocol per TCP connection, HTTP/1.1 first, then maybe WebSocket.
+
+This module moves bytes between the socket and roost.protocol, and owns the timers (handshake,
+keep-alive, ping, idle, close) and flow control. Routing and handlers live in the app layer,
+which receives each request through the server's ``handler`` callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from roost.protocol.connection import State, WebSocketConnection
+from roost.protocol.deflate import PerMessageDeflate
+from roost.protocol.errors import (
+    ClientDisconnected,
+    HttpError,
+    InvalidState,
+    WebSocketDisconnect,
+)
+from roost.protocol.events import Closed, Pong
+from roost.protocol.http import (
+    HttpRequest,
+    RequestParser,
+    encode_chunk,
+    encode_response,
+    encode_response_head,
+)
+from roost.server.options import WebSocketOptions
+
+if TYPE_CHECKING:
+    from roost.server.serve import Server
+
+logger = logging.getLogger("roost.server")
+
+_MAX_PIPELINED = 16
+
+
+class HttpConnection(asyncio.Protocol):
+    """One TCP connection: parses requests, hands each to the app in order, writes replies."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.loop = server.loop
+        self.transport: asyncio.Transport | None = None
+        self.client: tuple[str, int] = ("", 0)
+        opts = server.options
+        self._parser = RequestParser(
+            max_header_size=opts.max_header_size,
+            max_header_count=opts.max_header_count,
+            max_body_size=opts.max_body_size,
+        )
+        self._pending: deque[HttpRequest] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._upgrading = False
+        self._early = bytearray()
+        self._keep_alive = True
+        self._response_started = False
+        self._write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self.websocket: WebSocketChannel | None = None
+        self.closed = False
+        self._disconnected = self.loop.create_future()
+
+    # -- asyncio.Protocol --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.client = (str(peer[0]), int(peer[1]))
+        self.server.connections.add(self)
+        self._timer = self.loop.call_later(self.server.options.handshake_timeout, self._timed_out)
+
+    def data_received(self, data: bytes) -> None:
+        if self.websocket is not None:
+            self.websocket.data_received(data)
+            return
+        if self._upgrading:
+            self._early += data
+            if len(self._early) > self.server.options.max_header_size:
+                self.abort()
+            return
+        try:
+            requests = self._parser.feed(data)
+        except HttpError as exc:
+            self._reject(exc.status, exc.reason)
+            return
+        if not requests:
+            return
+        self._cancel_timer()
+        for request in requests:
+            self._pending.append(request)
+            if request.upgrade:
+                self._upgrading = True
+                self._early += request.trailing
+                break
+        if len(self._pending) > _MAX_PIPELINED and self.transport is not None:
+            self.transport.pause_reading()
+        if self._task is None:
+            self._task = self.loop.create_task(self._process())
+
+    def eof_received(self) -> bool | None:
+        if self.websocket is not None:
+            self.websocket.eof_received()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._cancel_timer()
+        self.server.connections.discard(self)
+        if not self._disconnected.done():
+            self._disconnected.set_result(None)
+        self._wake_drain(ClientDisconnected("the client disconnected"))
+        if self.websocket is not None:
+            self.websocket.connection_lost()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        if self.websocket is not None:
+            self.websocket.write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake_drain(None)
+        if self.websocket is not None:
+            self.websocket.resume_writing()
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    async def _process(self) -> None:
+        try:
+            while self._pending and not self.closed:
+                request = self._pending.popleft()
+                if self.transport is not None and len(self._pending) < _MAX_PIPELINED // 2:
+                    self.transport.resume_reading()
+                self._keep_alive = request.keep_alive and not request.upgrade
+                self._response_started = False
+                if self.server.closing:
+                    self._keep_alive = False
+                    self.send_response(503, [("content-type", "text/plain")], b"shutting down")
+                else:
+                    await self._dispatch(request)
+                if self.websocket is not None or self.closed:
+                    return
+                if not self._keep_alive or request.upgrade:
+                    self.close()
+                    return
+            if not self.closed and not self._pending:
+                self._timer = self.loop.call_later(
+                    self.server.options.keep_alive_timeout, self._timed_out
+                )
+        finally:
+            self._task = None
+
+    async def _dispatch(self, request: HttpRequest) -> None:
+        try:
+            await self.server.handler(request, self)
+        except ClientDisconnected:
+            self.close()
+        except Exception:
+            logger.exception("error while handling %s %s", request.method, request.path)
+            if not self._response_started and not self.closed:
+                self._keep_alive = False
+                self.send_response(500, [("content-type", "text/plain")], b"Internal Server Error")
+            else:
+                self.abort()
+        else:
+            if not self._response_started and self.websocket is None and not self.closed:
+                logger.error("handler for %s %s wrote no response", request.method, request.path)
+                self._keep_alive = False
+                self.send_response(500, [("content-type", "text/plain")], b"Internal Server Error")
+
+    def _reject(self, status: int, reason: str) -> None:
+        """Answer a request we could not parse, then close: the stream can't be trusted."""
+        if self.transport is None or self.closed:
+            return
+        self._keep_alive = False
+        self.transport.write(
+            encode_response(
+                status,
+                [("content-type", "text/plain; charset=utf-8")],
+                reason.encode("utf-8"),
+                keep_alive=False,
+            )
+        )
+        self.close()
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        if self.websocket is not None or self.closed:
+            return
+        if self._parser.in_progress and not self._response_started:
+            self._reject(408, "request timeout")
+        elif self._task is None:
+            self.close()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    @property
+    def keep_alive(self) -> bool:
+        """Whether the connection stays open after the current response."""
+        return self._keep_alive and not self.server.closing
+
+    def send_response(
+        self,
+        status: int,
+        headers: Iterable[tuple[str, str]],
+        body: bytes,
+        *,
+        include_body: bool = True,
+    ) -> None:
+        """Write a whole response to the current request."""
+        if self.closed or self.transport is None:
+            return
+        if self._response_started:
+            raise InvalidState("a response was already sent for this request")
+        self._response_started = True
+        self.transport.write(
+            encode_response(
+                status, headers, body, keep_alive=self.keep_alive, include_body=include_body
+            )
+        )
+
+    def start_stream(self, status: int, headers: Iterable[tuple[str, str]]) -> None:
+        """Write the head of a chunked response; follow with ``write_chunk`` and ``end_stream``."""
+        if self.closed or self.transport is None:
+            raise ClientDisconnected("the client disconnected")
+        if self._response_started:
+            raise InvalidState("a response was already sent for this request")
+        self._response_started = True
+        self.transport.write(
+            encode_response_head(status, headers, content_length=None, keep_alive=self.keep_alive)
+        )
+
+    async def write_chunk(self, data: bytes) -> None:
+        """Write one chunk of a streamed body, waiting while the client is slow to read."""
+        if not data:
+            return
+        if self.closed or self.transport is None:
+            raise ClientDisconnected("the client disconnected")
+        self.transport.write(encode_chunk(data))
+        if self._write_paused:
+            await self._drain()
+
+    def end_stream(self) -> None:
+        """Finish a chunked body."""
+        if not self.closed and self.transport is not None:
+            self.transport.write(b"0\r\n\r\n")
+
+    async def wait_disconnected(self) -> None:
+        """Return once the client has closed the connection."""
+        await asyncio.shield(self._disconnected)
+
+    async def _drain(self) -> None:
+        if self.closed:
+            raise ClientDisconnected("the client disconnected")
+        if self._drain_waiter is None or self._drain_waiter.done():
+            self._drain_waiter = self.loop.create_future()
+        await self._drain_waiter
+
+    def _wake_drain(self, exc: Exception | None) -> None:
+        waiter, self._drain_waiter = self._drain_waiter, None
+        if waiter is not None and not waiter.done():
+            if exc is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(exc)
+                waiter.exception()  # mark retrieved: nobody may be waiting any more
+
+    def close(self) -> None:
+        """Close after what was written is flushed; abort if it is not flushed in time."""
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+            self.loop.call_later(self.server.options.keep_alive_timeout, self.abort)
+
+    def abort(self) -> None:
+        """Drop the connection at once."""
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
+
+    # -- WebSocket ---------------------------------------------------------------------------
+
+    def upgrade(
+        self,
+        response: bytes,
+        *,
+        options: WebSocketOptions,
+        deflate: PerMessageDeflate | None,
+    ) -> WebSocketChannel:
+        """Send the 101 response and switch this connection to the WebSocket protocol."""
+        if self.closed or self.transport is None:
+            raise ClientDisconnected("the client disconnected during the handshake")
+        self._response_started = True
+        self._cancel_timer()
+        self.transport.write(response)
+        channel = WebSocketChannel(self, self.transport, options, deflate)
+        self.websocket = channel
+        self.server.channels.add(channel)
+        if self._early:
+            early, self._early = bytes(self._early), bytearray()
+            channel.data_received(early)
+        return channel
+
+
+class WebSocketChannel:
+    """A WebSocket connection's I/O: queues received messages, writes frames, runs its timers."""
+
+    __slots__ = (
+        "_close_handle",
+        "_disconnect",
+        "_drain_waiter",
+        "_last_message",
+        "_ping_handle",
+        "_ping_sent",
+        "_queue",
+        "_reading_paused",
+        "_waiter",
+        "client",
+        "conn",
+        "dropped",
+        "http",
+        "loop",
+        "on_lost",
+        "options",
+        "transport",
+        "write_paused",
+    )
+
+    def __init__(
+        self,
+        http: HttpConnection,
+        transport: asyncio.Transport,
+        options: WebSocketOptions,
+        deflate: PerMessageDeflate | None,
+    ) -> None:
+        self.http = http
+        self.loop = http.loop
+        self.transport = transport
+        self.client = http.client
+        self.options = options
+        self.conn = WebSocketConnection(max_message_size=options.max_message_size, deflate=deflate)
+        self._queue: deque[str | bytes] = deque()
+        self._waiter: asyncio.Future[str | bytes] | None = None
+        self._reading_paused = False
+        self._disconnect: WebSocketDisconnect | None = None
+        self.write_paused = http._write_paused
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._close_handle: asyncio.TimerHandle | None = None
+        self._ping_handle: asyncio.TimerHandle | None = None
+        self._ping_sent: float | None = None
+        self._last_message = self.loop.time()
+        self.dropped = 0
+        self.on_lost: list[asyncio.Future[None]] = []
+        transport.set_write_buffer_limits(high=options.write_limit)
+        self._schedule_keepalive()
+
+    @property
+    def open(self) -> bool:
+        """Whether messages can still be sent."""
+        return self.conn.state is State.OPEN
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code once the connection is closing or closed."""
+        return self.conn.close_code
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        events = conn.receive_data(data)
+        out = conn.data_to_send()
+        if out:
+            self.transport.write(out)
+        queue = self._queue
+        for event in events:
+            kind = type(event)
+            if kind is str or kind is bytes:
+                waiter = self._waiter
+                if waiter is not None and not queue:
+                    self._waiter = None
+                    if not waiter.done():
+                        waiter.set_result(event)  # type: ignore[arg-type]
+                        continue
+                queue.append(event)  # type: ignore[arg-type]
+            elif kind is Closed:
+                self._closed_for_reading(event.code, event.reason)  # type: ignore[union-attr]
+            elif kind is Pong:
+                self._ping_sent = None
+        if self.options.idle_timeout is not None:
+            self._last_message = self.loop.time()
+        if len(queue) >= self.options.max_queue and not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pause_reading()
+        if conn.state is State.CLOSED:
+            self._close_transport()
+
+    def eof_received(self) -> None:
+        for event in self.conn.receive_eof():
+            if isinstance(event, Closed):
+                self._closed_for_reading(event.code, event.reason)
+
+    def connection_lost(self) -> None:
+        self.conn.receive_eof()
+        code = self.conn.close_code if self.conn.close_sent else None
+        if self._disconnect is None:
+            self._closed_for_reading(1006 if code is None else code, "")
+        for handle in (self._ping_handle, self._close_handle):
+            if handle is not None:
+                handle.cancel()
+        self._wake_drain(WebSocketDisconnect(self._disconnect.code if self._disconnect else 1006))
+        self.http.server.channels.discard(self)
+        for fut in self.on_lost:
+            if not fut.done():
+                fut.set_result(None)
+
+    def _closed_for_reading(self, code: int, reason: str) -> None:
+        if self._disconnect is None:
+            self._disconnect = WebSocketDisconnect(code, reason)
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(WebSocketDisconnect(code, reason))
+
+    async def recv(self) -> str | bytes:
+        """The next message: ``str`` for text, ``bytes`` for binary.
+
+        Raises WebSocketDisconnect once the connection is closed and no message is left.
+        """
+        queue = self._queue
+        if queue:
+            message = queue.popleft()
+            if self._reading_paused and len(queue) <= self.options.max_queue // 4:
+                self._reading_paused = False
+                self.transport.resume_reading()
+            return message
+        disconnect = self._disconnect
+        if disconnect is not None:
+            raise WebSocketDisconnect(disconnect.code, disconnect.reason)
+        if self._waiter is not None:
+            raise InvalidState("another coroutine is already waiting in receive()")
+        waiter: asyncio.Future[str | bytes] = self.loop.create_future()
+        self._waiter = waiter
+        try:
+            return await waiter
+        finally:
+            if self._waiter is waiter:
+                self._waiter = None
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self.conn.state is not State.OPEN:
+            code = self.conn.close_code or 1006
+            raise WebSocketDisconnect(code, "cannot send: the connection is closed")
+
+    async def send_text(self, text: str) -> None:
+        """Send a text message; waits while the outbound buffer is over ``write_limit``."""
+        if self.conn.state is not State.OPEN:
+            self._check_open()
+        self.transport.write(self.conn.send_text(text))
+        if self.write_paused:
+            await self._drain()
+
+    async def send_bytes(self, data: bytes) -> None:
+        """Send a binary message; waits while the outbound buffer is over ``write_limit``."""
+        if self.conn.state is not State.OPEN:
+            self._check_open()
+        self.transport.write(self.conn.send_binary(data))
+        if self.write_paused:
+            await self._drain()
+
+    def send_nowait(self, message: str | bytes, frame: bytes | None = None) -> bool:
+        """Queue a message without waiting, under the slow-consumer policy.
+
+        ``frame`` is the message already encoded, uncompressed, to share across connections.
+        Returns False when the message was not queued (closed, dropped or over the limit).
+        """
+        conn = self.conn
+        if conn.state is not State.OPEN:
+            return False
+        if self.transport.get_write_buffer_size() > self.options.max_outbound_buffer:
+            if self.options.slow_consumer == "drop":
+                self.dropped += 1
+            else:
+                self.fail(1008, "slow consumer: outbound buffer over its limit")
+            return False
+        if frame is not None and conn.deflate is None:
+            self.transport.write(frame)
+        elif isinstance(message, str):
+            self.transport.write(conn.send_text(message))
+        else:
+            self.transport.write(conn.send_binary(message))
+        return True
+
+    async def ping(self, payload: bytes = b"") -> None:
+        """Send a ping frame."""
+        self._check_open()
+        self.transport.write(self.conn.send_ping(payload))
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._wake_drain(None)
+
+    async def _drain(self) -> None:
+        if self._drain_waiter is None or self._drain_waiter.done():
+            self._drain_waiter = self.loop.create_future()
+        await self._drain_waiter
+
+    def _wake_drain(self, exc: Exception | None) -> None:
+        waiter, self._drain_waiter = self._drain_waiter, None
+        if waiter is not None and not waiter.done():
+            if exc is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(exc)
+                waiter.exception()
+
+    # -- closing -----------------------------------------------------------------------------
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the close handshake (idempotent); receive() raises WebSocketDisconnect after."""
+        data = self.conn.send_close(code, reason)
+        if not data:
+            return
+        self.transport.write(data)
+        self._closed_for_reading(code, reason)
+        self._close_handle = self.loop.call_later(self.options.close_timeout, self.abort)
+
+    def fail(self, code: int, reason: str = "") -> None:
+        """Close at once with ``code``: send the close frame and end the TCP connection."""
+        events = self.conn.fail(code, reason)
+        out = self.conn.data_to_send()
+        if out:
+            self.transport.write(out)
+        for event in events:
+            if isinstance(event, Closed):
+                self._closed_for_reading(event.code, event.reason)
+        self._close_transport()
+
+    def _close_transport(self) -> None:
+        """The server closes the TCP connection first (RFC 6455 section 7.1.1)."""
+        if not self.transport.is_closing():
+            self.transport.close()
+            if self._close_handle is not None:
+                self._close_handle.cancel()
+            self._close_handle = self.loop.call_later(self.options.close_timeout, self.abort)
+
+    def abort(self) -> None:
+        """Drop the TCP connection without a close handshake."""
+        self.transport.abort()
+
+    async def wait_closed(self) -> None:
+        """Return once the TCP connection has ended."""
+        if self.http.closed:
+            return
+        fut: asyncio.Future[None] = self.loop.create_future()
+        self.on_lost.append(fut)
+        await fut
+
+    # -- keepalive ---------------------------------------------------------------------------
+
+    def _schedule_keepalive(self) -> None:
+        opts = self.options
+        delays = [d for d in (opts.ping_interval, opts.idle_timeout) if d]
+        if self._ping_sent is not None and opts.ping_timeout:
+            delays.append(opts.ping_timeout)
+        if delays:
+            self._ping_handle = self.loop.call_later(min(delays), self._keepalive)
+
+    def _keepalive(self) -> None:
+        self._ping_handle = None
+        if self.conn.state is not State.OPEN:
+            return
+        opts = self.options
+        now = self.loop.time()
+        sent = self._ping_sent
+        if sent is not None and opts.ping_timeout is not None and now - sent >= opts.ping_timeout:
+            self.fail(1011, "keepalive ping timeout")
+            self.abort()
+            return
+        if opts.idle_timeout is not None and now - self._last_message >= opts.idle_timeout:
+            self.close(1001, "idle timeout")
+            return
+        if opts.ping_interval and self._ping_sent is None:
+            self._ping_sent = now
+            self.transport.write(self.conn.send_ping(b"roost"))
+        self._schedule_keepalive()

@@ -1,0 +1,74 @@
+"""Every limit and timer of the server, with its default; all are keyword-only settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from roost.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE
+from roost.protocol.http import (
+    DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_MAX_HEADER_COUNT,
+    DEFAULT_MAX_HEADER_SIZE,
+)
+
+SlowConsumerPolicy = Literal["close", "drop"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebSocketOptions:
+    """Per-endpoint WebSocket settings. Sizes are bytes, times seconds; None turns a timer off.
+
+    - ``max_message_size``: largest message accepted, after decompression (1 MiB); over it: 1009.
+    - ``max_queue``: received messages buffered before reading from the socket pauses (32).
+    - ``write_limit``: outbound buffer size past which ``send_*`` waits for the socket (64 KiB).
+    - ``max_outbound_buffer``: outbound bytes a connection may have queued before the
+      slow-consumer policy applies to broadcasts and ``send_to`` (4 MiB).
+    - ``slow_consumer``: ``"close"`` (close with 1008, the default) or ``"drop"`` (skip messages).
+    - ``ping_interval`` / ``ping_timeout``: server pings (20 s / 20 s); an unanswered ping
+      closes the connection with 1011.
+    - ``idle_timeout``: close with 1001 when no message arrives for this long (off).
+    - ``close_timeout``: how long to wait for the peer's close frame before dropping (10 s).
+    - ``compression``: negotiate permessage-deflate when the client offers it (on).
+    """
+
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    max_queue: int = 32
+    write_limit: int = 64 * 1024
+    max_outbound_buffer: int = 4 * 1024 * 1024
+    slow_consumer: SlowConsumerPolicy = "close"
+    ping_interval: float | None = 20.0
+    ping_timeout: float | None = 20.0
+    idle_timeout: float | None = None
+    close_timeout: float = 10.0
+    compression: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_message_size <= 0 or self.max_queue <= 0 or self.write_limit <= 0:
+            raise ValueError("max_message_size, max_queue and write_limit must be positive")
+        if self.slow_consumer not in ("close", "drop"):
+            raise ValueError("slow_consumer must be 'close' or 'drop'")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerOptions:
+    """Server-wide settings. Sizes are bytes, times seconds.
+
+    - ``max_header_size`` (16 KiB) and ``max_header_count`` (100): over either, 431.
+    - ``max_body_size``: largest HTTP request body (10 MiB); over it, 413.
+    - ``handshake_timeout``: time to receive a whole first request (10 s); then 408 and close.
+    - ``keep_alive_timeout``: idle time allowed between HTTP requests (5 s).
+    - ``max_connections``: open WebSocket connections allowed in this process (10,000); over
+      it, the handshake gets 503.
+    - ``max_connections_per_ip``: open WebSocket connections per client IP (1,000); over it, 503.
+    - ``shutdown_timeout``: how long graceful shutdown waits for handlers and on_close (10 s).
+    """
+
+    max_header_size: int = DEFAULT_MAX_HEADER_SIZE
+    max_header_count: int = DEFAULT_MAX_HEADER_COUNT
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE
+    handshake_timeout: float = 10.0
+    keep_alive_timeout: float = 5.0
+    max_connections: int = 10_000
+    max_connections_per_ip: int = 1_000
+    shutdown_timeout: float = 10.0

@@ -1,0 +1,118 @@
+"""Listening sockets, the set of live connections, and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+
+from roost.protocol.http import HttpRequest
+from roost.server.connection import HttpConnection, WebSocketChannel
+from roost.server.options import ServerOptions
+
+logger = logging.getLogger("roost.server")
+
+RequestHandler = Callable[[HttpRequest, HttpConnection], Awaitable[None]]
+
+
+class Server:
+    """Serves one app on one event loop.
+
+    ``handler(request, connection)`` is called for every request, in order per connection; it
+    answers through ``connection.send_response``, ``start_stream`` or ``upgrade``.
+    """
+
+    def __init__(
+        self,
+        handler: RequestHandler,
+        *,
+        options: ServerOptions | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.handler = handler
+        self.options = options or ServerOptions()
+        self.loop = loop or asyncio.get_running_loop()
+        self.connections: set[HttpConnection] = set()
+        self.channels: set[WebSocketChannel] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.closing = False
+        self._servers: list[asyncio.Server] = []
+        self._closed = self.loop.create_future()
+
+    async def listen(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        *,
+        sock: socket.socket | None = None,
+        reuse_port: bool = False,
+        backlog: int = 2048,
+    ) -> None:
+        """Start accepting connections on ``host:port`` (port 0 picks a free one) or ``sock``."""
+        if sock is not None:
+            srv = await self.loop.create_server(
+                lambda: HttpConnection(self), sock=sock, backlog=backlog
+            )
+        else:
+            srv = await self.loop.create_server(
+                lambda: HttpConnection(self),
+                host,
+                port,
+                reuse_port=reuse_port or None,
+                backlog=backlog,
+            )
+        self._servers.append(srv)
+
+    @property
+    def sockets(self) -> list[socket.socket]:
+        """The listening sockets."""
+        return [s for srv in self._servers for s in (srv.sockets or ())]
+
+    @property
+    def port(self) -> int:
+        """The port of the first listening socket."""
+        return int(self.sockets[0].getsockname()[1])
+
+    def track(self, task: asyncio.Task[None]) -> None:
+        """Keep ``task`` (a WebSocket session) so that shutdown can wait for it."""
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def wait_closed(self) -> None:
+        """Return once ``shutdown`` has finished."""
+        await asyncio.shield(self._closed)
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        """Graceful shutdown: stop accepting, answer pending handshakes 503, close every
+        WebSocket with 1001, wait (up to ``timeout``, default ``shutdown_timeout``) for the
+        sessions and their on_close, then drop whatever is left."""
+        if self.closing:
+            await self.wait_closed()
+            return
+        self.closing = True
+        timeout = self.options.shutdown_timeout if timeout is None else timeout
+        for srv in self._servers:
+            srv.close()
+        for conn in list(self.connections):
+            if conn.websocket is None and conn._task is None and not conn._parser.in_progress:
+                conn.close()
+        for channel in list(self.channels):
+            channel.close(1001, "server shutting down")
+        deadline = self.loop.time() + timeout
+        while (self.tasks or self.channels) and self.loop.time() < deadline:
+            pending = list(self.tasks) or [
+                asyncio.ensure_future(c.wait_closed()) for c in self.channels
+            ]
+            await asyncio.wait(pending, timeout=max(0.0, deadline - self.loop.time()))
+        for conn in list(self.connections):
+            if conn.websocket is not None or conn._task is None:
+                conn.abort()
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=1.0)
+        for srv in self._servers:
+            await srv.wait_closed()
+        if not self._closed.done():
+            self._closed.set_result(None)

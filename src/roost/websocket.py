@@ -1,0 +1,217 @@
+"""The WebSocket a handler holds (also exported as WebSocketAdapter), and endpoint objects."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from roost.protocol.errors import WebSocketDisconnect
+from roost.requests import Client, Headers, QueryParams
+from roost.server.connection import WebSocketChannel
+from roost.server.options import WebSocketOptions
+
+if TYPE_CHECKING:
+    from roost.app import Roost
+    from roost.params import Param
+
+__all__ = ["WebSocket", "WebSocketAdapter", "WebSocketDisconnect", "WebSocketEndpoint"]
+
+
+class WebSocket:
+    """One open WebSocket connection, accepted before the handler runs.
+
+    Receive with ``receive()``/``receive_text()``/``receive_json()``/``receive_bytes()``; each
+    raises ``WebSocketDisconnect(code, reason)`` once the connection is closed. Send with
+    ``send_text()``/``send_json()``/``send_bytes()``; sending on a closed connection raises
+    ``WebSocketDisconnect`` too.
+    """
+
+    __slots__ = (
+        "_app",
+        "_channel",
+        "client",
+        "endpoint",
+        "headers",
+        "id",
+        "path_params",
+        "query_params",
+        "state",
+        "subprotocol",
+    )
+
+    def __init__(
+        self,
+        app: Roost,
+        channel: WebSocketChannel,
+        *,
+        endpoint: str,
+        headers: Headers,
+        query_params: QueryParams,
+        path_params: dict[str, str],
+        subprotocol: str | None = None,
+    ) -> None:
+        self._app = app
+        self._channel = channel
+        self.id = str(uuid.uuid4())
+        self.endpoint = endpoint
+        self.headers = headers
+        self.query_params = query_params
+        self.path_params = path_params
+        self.client = Client(*channel.client)
+        self.subprotocol = subprotocol
+        self.state: dict[str, Any] = {}
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    async def receive(self) -> str | bytes:
+        """The next message: ``str`` for a text message, ``bytes`` for a binary one."""
+        return await self._channel.recv()
+
+    async def receive_text(self) -> str:
+        """The next message as text; a binary message is decoded as UTF-8."""
+        message = await self._channel.recv()
+        if type(message) is str:
+            return message
+        try:
+            return message.decode("utf-8")  # type: ignore[union-attr]
+        except UnicodeDecodeError:
+            raise ValueError("received a binary message that is not valid UTF-8") from None
+
+    async def receive_bytes(self) -> bytes:
+        """The next message as bytes; a text message comes as its UTF-8 bytes."""
+        message = await self._channel.recv()
+        return message.encode("utf-8") if isinstance(message, str) else message
+
+    async def receive_json(self) -> Any:
+        """The next message parsed as JSON; raises ValueError for invalid JSON."""
+        return orjson.loads(await self._channel.recv())
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def send_text(self, data: str) -> None:
+        """Send a text message."""
+        await self._channel.send_text(data)
+
+    async def send_bytes(self, data: bytes) -> None:
+        """Send a binary message."""
+        await self._channel.send_bytes(data)
+
+    async def send_json(self, data: Any) -> None:
+        """Send ``data`` serialized as JSON, in a text message."""
+        await self._channel.send_text(orjson.dumps(data).decode("utf-8"))
+
+    async def send(self, data: str | bytes) -> None:
+        """Send a text message for ``str``, a binary one for ``bytes``."""
+        if isinstance(data, str):
+            await self._channel.send_text(data)
+        else:
+            await self._channel.send_bytes(data)
+
+    async def broadcast(
+        self, data: str | bytes, room: str | None = None, exclude_self: bool = False
+    ) -> int:
+        """Send to every open connection of this endpoint (or of ``room``), this one included
+        unless ``exclude_self``. Returns how many local connections it was written to."""
+        return await self._app.broadcast(
+            self.endpoint, data, room=room, exclude=self.id if exclude_self else None
+        )
+
+    async def send_to(self, connection_id: str, data: str | bytes) -> bool:
+        """Send to one connection by id, wherever it is connected."""
+        return await self._app.send_to(connection_id, data)
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection with ``code`` (idempotent). Messages sent before are delivered
+        first; ``receive*`` raises WebSocketDisconnect afterwards."""
+        self._channel.close(code, reason)
+
+    async def ping(self, payload: bytes = b"") -> None:
+        """Send a ping frame (roost also pings by itself, see ``ping_interval``)."""
+        await self._channel.ping(payload)
+
+    # -- rooms -------------------------------------------------------------------------------
+
+    async def join(self, room: str) -> None:
+        """Join ``room`` (scoped to this endpoint)."""
+        await self._app.join(self.id, room)
+
+    async def leave(self, room: str) -> None:
+        """Leave ``room``."""
+        await self._app.leave(self.id, room)
+
+    @property
+    def rooms(self) -> frozenset[str]:
+        """The rooms this connection is in."""
+        return self._app.registry.rooms_of(self.id)
+
+    @property
+    def is_open(self) -> bool:
+        """Whether messages can still be sent."""
+        return self._channel.open
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code once the connection is closing or closed, else None."""
+        return self._channel.close_code
+
+    def __repr__(self) -> str:
+        return f"<WebSocket {self.id} {self.endpoint}>"
+
+
+WebSocketAdapter = WebSocket
+
+
+Callback = Callable[..., Any]
+
+
+class WebSocketEndpoint:
+    """What ``@app.websocket(path)`` returns: the handler, plus ``on_connect``, ``on_close``
+    and ``before_connect`` decorators for its callbacks."""
+
+    def __init__(
+        self,
+        path: str,
+        handler: Callback,
+        *,
+        options: WebSocketOptions,
+        subprotocols: tuple[str, ...] = (),
+        origins: tuple[str, ...] | None = None,
+        router_dependencies: dict[str, Any] | None = None,
+    ) -> None:
+        self.path = path
+        self.handler = handler
+        self.options = options
+        self.subprotocols = subprotocols
+        self.origins = origins
+        self.router_dependencies = router_dependencies if router_dependencies is not None else {}
+        self.on_connect_handler: Callback | None = None
+        self.on_close_handler: Callback | None = None
+        self.before_connect_handler: Callback | None = None
+        self.plans: dict[str, list[Param]] = {}
+        self.__name__ = getattr(handler, "__name__", "websocket")
+        self.__doc__ = handler.__doc__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.handler(*args, **kwargs)
+
+    def on_connect(self, func: Callback) -> Callback:
+        """Register the callback run once the connection is open, before the handler.
+
+        A string it returns is sent to the client as a text message.
+        """
+        self.on_connect_handler = func
+        return func
+
+    def on_close(self, func: Callback) -> Callback:
+        """Register the callback run after the connection has ended, on every close path."""
+        self.on_close_handler = func
+        return func
+
+    def before_connect(self, func: Callback) -> Callback:
+        """Register a hook run on the upgrade ``Request`` before any 101: return None to
+        accept, or a ``Response`` to reject the handshake with its status and body."""
+        self.before_connect_handler = func
+        return func
