@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from roost.hub.registry import Registry
+from roost.hub.hub import Hub
 from roost.params import plan, resolve
 from roost.protocol.deflate import PerMessageDeflate
 from roost.protocol.errors import ClientDisconnected, HandshakeError, HttpError, WebSocketDisconnect
@@ -21,7 +21,7 @@ from roost.protocol.handshake import (
 )
 from roost.protocol.http import HttpRequest
 from roost.requests import Client, QueryParams, Request
-from roost.responses import Response, plain, to_response
+from roost.responses import Response, StreamingResponse, plain, to_response
 from roost.routing import Router, normalize
 from roost.server.connection import HttpConnection, WebSocketChannel
 from roost.server.options import ServerOptions, WebSocketOptions
@@ -75,7 +75,7 @@ class Roost:
         self.ws_routes: Router[WebSocketEndpoint] = Router()
         self.global_dependencies: dict[str, Any] = {}
         self.router_dependencies: dict[str, Any] = {}
-        self.registry = Registry()
+        self.hub = Hub()
         self.server: Server | None = None
         self._per_ip: dict[str, int] = {}
         self._startup: list[Handler] = []
@@ -197,28 +197,30 @@ class Roost:
         *,
         exclude: str | None = None,
     ) -> int:
-        """Send ``data`` to every connection of ``endpoint`` (or of its ``room``)."""
-        return self.registry.broadcast(normalize(endpoint), data, room=room, exclude=exclude)
+        """Send ``data`` to every connection of ``endpoint`` (or of its ``room``), wherever it
+        is connected; ``exclude`` names a connection id to skip. Returns the local count."""
+        return await self.hub.broadcast(normalize(endpoint), data, room=room, exclude=exclude)
 
     async def send_to(self, connection_id: str, data: str | bytes) -> bool:
-        """Send ``data`` to connection ``connection_id``; False if no such open connection."""
-        return self.registry.send_to(connection_id, data)
+        """Send ``data`` to connection ``connection_id``, wherever it is connected."""
+        return await self.hub.send_to(connection_id, data)
 
     async def disconnect(self, connection_id: str, code: int = 1000, reason: str = "") -> bool:
-        """Close connection ``connection_id`` with ``code``; False if there is none."""
-        return self.registry.disconnect(connection_id, code, reason)
+        """Close connection ``connection_id`` with ``code``, wherever it is connected."""
+        return await self.hub.disconnect(connection_id, code, reason)
 
     async def connections(self, endpoint: str | None = None, room: str | None = None) -> list[str]:
-        """Ids of the open connections, optionally of one endpoint and room."""
-        return self.registry.members(normalize(endpoint) if endpoint else None, room)
+        """Ids of the open connections across the deployment (presence), optionally of one
+        endpoint and room."""
+        return await self.hub.connections(normalize(endpoint) if endpoint else None, room)
 
     async def join(self, connection_id: str, room: str) -> None:
         """Put connection ``connection_id`` in ``room``."""
-        self.registry.join(connection_id, room)
+        await self.hub.join(connection_id, room)
 
     async def leave(self, connection_id: str, room: str) -> None:
         """Take connection ``connection_id`` out of ``room``."""
-        self.registry.leave(connection_id, room)
+        await self.hub.leave(connection_id, room)
 
     # -- request handling --------------------------------------------------------------------
 
@@ -228,6 +230,9 @@ class Roost:
             await self._handle_upgrade(request, conn)
             return
         response = await self._handle_http(request, conn)
+        if isinstance(response, StreamingResponse):
+            await response.write_to(conn, include_body=request.method != "HEAD")
+            return
         conn.send_response(
             response.status_code,
             response.headers,
@@ -374,13 +379,13 @@ class Roost:
         server = channel.http.server
         ip = ws.client.ip
         self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
-        self.registry.add(ws.id, endpoint.path, channel)
+        self.hub.add(ws.id, endpoint.path, channel)
         in_handler = True
         lost: asyncio.Future[None] = loop.create_future()
         channel.on_lost.append(lost)
 
         def connection_ended(_: asyncio.Future[None]) -> None:
-            self.registry.remove(ws.id)
+            self.hub.remove(ws.id)
             count = self._per_ip.get(ip, 1) - 1
             if count:
                 self._per_ip[ip] = count
@@ -448,6 +453,7 @@ class Roost:
         Stop it with ``await server.shutdown()``.
         """
         server = Server(self.handle, options=self.server_options)
+        await self.hub.start()
         await server.listen(host, port, **listen)
         self.server = server
         for hook in self._startup:
@@ -458,6 +464,7 @@ class Roost:
         """Shut the server down gracefully, then run the shutdown handlers."""
         if self.server is not None:
             await self.server.shutdown()
+        await self.hub.stop()
         for hook in self._shutdown:
             try:
                 await call(hook, {})

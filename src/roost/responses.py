@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from roost.protocol.errors import ClientDisconnected
 from roost.protocol.http import Headers
+
+if TYPE_CHECKING:
+    from roost.server.connection import HttpConnection
 
 HeadersLike = Headers | Mapping[str, str] | Iterable[tuple[str, str]] | None
 
@@ -91,3 +96,72 @@ def to_response(value: Any) -> Response:
 def plain(status: int, message: str, headers: HeadersLike = None) -> Response:
     """A short text/plain response, for errors."""
     return Response(status, headers, message)
+
+
+class StreamingResponse(Response):
+    """A response whose body comes from an iterator, sent with chunked transfer encoding.
+
+    ``content`` is a sync or async iterable of ``str`` (sent as UTF-8) or ``bytes``. A sync
+    iterator is advanced in a worker thread, so a generator that sleeps does not block the
+    server. When the client disconnects, the iterator is closed (its ``finally`` runs).
+    """
+
+    __slots__ = ("content",)
+
+    def __init__(
+        self,
+        content: Iterable[str | bytes] | AsyncIterable[str | bytes],
+        status_code: int = 200,
+        headers: HeadersLike = None,
+        media_type: str = "application/octet-stream",
+    ) -> None:
+        super().__init__(status_code, headers, b"")
+        if not self.has_header("content-type"):
+            self.headers.append(("content-type", media_type))
+        self.content = content
+
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
+        """The body, chunk by chunk, as bytes."""
+        if isinstance(self.content, AsyncIterable):
+            async for item in self.content:
+                yield item.encode("utf-8") if isinstance(item, str) else bytes(item)
+            return
+        loop = asyncio.get_running_loop()
+        iterator = iter(self.content)
+
+        def step() -> str | bytes | None:
+            return next(iterator, None)
+
+        try:
+            while True:
+                item = await loop.run_in_executor(None, step)
+                if item is None:
+                    return
+                yield item.encode("utf-8") if isinstance(item, str) else bytes(item)
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                await loop.run_in_executor(None, close)
+
+    async def write_to(self, conn: HttpConnection, *, include_body: bool = True) -> None:
+        """Stream this response on ``conn``; stop as soon as the client goes away."""
+        conn.start_stream(self.status_code, self.headers)
+        if include_body:
+            chunks = self.chunks()
+            disconnected = asyncio.ensure_future(conn.wait_disconnected())
+            try:
+                while True:
+                    step = asyncio.ensure_future(anext(chunks, None))
+                    await asyncio.wait({step, disconnected}, return_when=asyncio.FIRST_COMPLETED)
+                    if not step.done():
+                        step.cancel()
+                        await asyncio.gather(step, return_exceptions=True)
+                        raise ClientDisconnected("the client disconnected")
+                    chunk = step.result()
+                    if chunk is None:
+                        break
+                    await conn.write_chunk(chunk)
+            finally:
+                disconnected.cancel()
+                await chunks.aclose()
+        conn.end_stream()

@@ -145,7 +145,7 @@ class WebSocket:
     @property
     def rooms(self) -> frozenset[str]:
         """The rooms this connection is in."""
-        return self._app.registry.rooms_of(self.id)
+        return self._app.hub.rooms_of(self.id)
 
     @property
     def is_open(self) -> bool:
