@@ -134,10 +134,10 @@ class StreamingResponse(Response):
 
         try:
             while True:
-                item = await loop.run_in_executor(None, step)
-                if item is None:
+                value = await loop.run_in_executor(None, step)
+                if value is None:
                     return
-                yield item.encode("utf-8") if isinstance(item, str) else bytes(item)
+                yield value.encode("utf-8") if isinstance(value, str) else bytes(value)
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
