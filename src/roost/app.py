@@ -460,10 +460,11 @@ class Roost:
             await call(hook, {})
         return server
 
-    async def shutdown(self) -> None:
-        """Shut the server down gracefully, then run the shutdown handlers."""
+    async def shutdown(self, *, code: int = 1001, reason: str = "server shutting down") -> None:
+        """Shut the server down gracefully (open WebSockets get ``code``: 1001, or 1012 for a
+        restart), then run the shutdown handlers."""
         if self.server is not None:
-            await self.server.shutdown()
+            await self.server.shutdown(code=code, reason=reason)
         await self.hub.stop()
         for hook in self._shutdown:
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from collections.abc import Awaitable, Callable
@@ -83,9 +84,15 @@ class Server:
         """Return once ``shutdown`` has finished."""
         await asyncio.shield(self._closed)
 
-    async def shutdown(self, timeout: float | None = None) -> None:
+    async def shutdown(
+        self,
+        timeout: float | None = None,
+        *,
+        code: int = 1001,
+        reason: str = "server shutting down",
+    ) -> None:
         """Graceful shutdown: stop accepting, answer pending handshakes 503, close every
-        WebSocket with 1001, wait (up to ``timeout``, default ``shutdown_timeout``) for the
+        WebSocket with ``code`` (1001; 1012 for a restart), wait (up to ``timeout``, default ``shutdown_timeout``) for the
         sessions and their on_close, then drop whatever is left."""
         if self.closing:
             await self.wait_closed()
@@ -98,7 +105,7 @@ class Server:
             if conn.websocket is None and conn._task is None and not conn._parser.in_progress:
                 conn.close()
         for channel in list(self.channels):
-            channel.close(1001, "server shutting down")
+            channel.close(code, reason)
         deadline = self.loop.time() + timeout
         while (self.tasks or self.channels) and self.loop.time() < deadline:
             pending = list(self.tasks) or [
@@ -113,6 +120,8 @@ class Server:
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=1.0)
         for srv in self._servers:
-            await srv.wait_closed()
+            # On Python 3.12+ wait_closed() also waits for connections: bound it.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(srv.wait_closed(), 1.0)
         if not self._closed.done():
             self._closed.set_result(None)
