@@ -92,8 +92,8 @@ class Server:
         reason: str = "server shutting down",
     ) -> None:
         """Graceful shutdown: stop accepting, answer pending handshakes 503, close every
-        WebSocket with ``code`` (1001; 1012 for a restart), wait (up to ``timeout``, default ``shutdown_timeout``) for the
-        sessions and their on_close, then drop whatever is left."""
+        WebSocket with ``code`` (1001; 1012 for a restart), wait (up to ``timeout``, default
+        ``shutdown_timeout``) for the sessions and their on_close, then drop what is left."""
         if self.closing:
             await self.wait_closed()
             return
