@@ -1,6 +1,6 @@
 """roost: a fast async Python web framework for real-time apps."""
 
-from roost.app import Robyn, Roost
+from roost.app import Robyn, Roost, SubRouter
 from roost.protocol.errors import (
     ClientDisconnected,
     HandshakeError,
@@ -28,6 +28,7 @@ __all__ = [
     "Roost",
     "RoostError",
     "ServerOptions",
+    "SubRouter",
     "WebSocket",
     "WebSocketAdapter",
     "WebSocketDisconnect",

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from roost.hub.hub import Hub
+from roost.middleware import CORS, DEFAULT_CORS_METHODS, Middlewares
 from roost.params import plan, resolve
 from roost.protocol.deflate import PerMessageDeflate
 from roost.protocol.errors import ClientDisconnected, HandshakeError, HttpError, WebSocketDisconnect
@@ -22,7 +24,7 @@ from roost.protocol.handshake import (
 from roost.protocol.http import HttpRequest
 from roost.requests import Client, QueryParams, Request
 from roost.responses import Response, StreamingResponse, plain, to_response
-from roost.routing import Router, normalize
+from roost.routing import Pattern, Router, normalize
 from roost.server.connection import HttpConnection, WebSocketChannel
 from roost.server.options import ServerOptions, WebSocketOptions
 from roost.server.serve import Server
@@ -80,6 +82,9 @@ class Roost:
         self._per_ip: dict[str, int] = {}
         self._startup: list[Handler] = []
         self._shutdown: list[Handler] = []
+        self.middlewares = Middlewares()
+        self.cors: CORS | None = None
+        self._exception_handler: Handler | None = None
 
     # -- dependencies ------------------------------------------------------------------------
 
@@ -93,18 +98,22 @@ class Roost:
 
     # -- HTTP routes -------------------------------------------------------------------------
 
-    def add_route(self, method: str, path: str, handler: Handler) -> Handler:
+    def add_route(
+        self,
+        method: str,
+        path: str,
+        handler: Handler,
+        *,
+        router_dependencies: dict[str, Any] | None = None,
+    ) -> Handler:
         """Route ``method`` requests on ``path`` (``/items/:id`` captures ``id``) to ``handler``."""
         method = method.upper()
         if method not in HTTP_METHODS:
             raise ValueError(f"unsupported HTTP method {method!r}")
         path = normalize(path)
-        from roost.routing import Pattern
-
         params = plan(handler, subject="request", path_params=Pattern.compile(path).params)
-        self.http_routes.add(
-            method, path, HttpRoute(path, handler, params, self.router_dependencies)
-        )
+        deps = self.router_dependencies if router_dependencies is None else router_dependencies
+        self.http_routes.add(method, path, HttpRoute(path, handler, params, deps))
         return handler
 
     def _method(self, method: str, path: str) -> Callable[[Handler], Handler]:
@@ -187,6 +196,95 @@ class Roost:
         self._shutdown.append(handler)
         return handler
 
+    def before_request(self, path: str | None = None) -> Callable[[Handler], Handler]:
+        """Register a middleware run before the handler, for every request or for ``path``.
+
+        It receives the Request and returns it (or None) to go on, or a Response to answer.
+        """
+
+        def decorator(func: Handler) -> Handler:
+            self.middlewares.add_before(path, func)
+            return func
+
+        return decorator
+
+    def after_request(self, path: str | None = None) -> Callable[[Handler], Handler]:
+        """Register a middleware run after the handler, for every request or for ``path``.
+
+        It receives the Response (or the Request and the Response) and returns the Response
+        to send (or None to keep it).
+        """
+
+        def decorator(func: Handler) -> Handler:
+            self.middlewares.add_after(path, func)
+            return func
+
+        return decorator
+
+    def exception(self, handler: Handler) -> Handler:
+        """Register the handler of exceptions raised by HTTP handlers: it receives the
+        exception and returns the response (otherwise the client gets a plain 500)."""
+        self._exception_handler = handler
+        return handler
+
+    def add_cors(
+        self,
+        origins: list[str] | tuple[str, ...] = ("*",),
+        *,
+        methods: list[str] | tuple[str, ...] | None = None,
+        headers: list[str] | tuple[str, ...] = ("*",),
+        allow_credentials: bool = False,
+        max_age: int = 600,
+    ) -> None:
+        """Answer CORS preflight requests and add CORS headers to responses for ``origins``."""
+        self.cors = CORS(
+            origins=tuple(origins),
+            methods=tuple(methods) if methods else DEFAULT_CORS_METHODS,
+            headers=tuple(headers),
+            allow_credentials=allow_credentials,
+            max_age=max_age,
+        )
+
+    def serve_directory(
+        self, route: str, directory_path: str, index_file: str | None = None
+    ) -> None:
+        """Serve the files under ``directory_path`` at ``route`` (GET and HEAD), with
+        ``index_file`` for directories; paths that leave the directory get 404."""
+        staticfiles = importlib.import_module("roost.staticfiles")
+        serve: Callable[[Request, str], Awaitable[Response]] = staticfiles.directory_handler(
+            directory_path, index_file
+        )
+        route = normalize(route)
+
+        async def serve_root(request: Request) -> Response:
+            return await serve(request, "")
+
+        async def serve_path(request: Request, path: str) -> Response:
+            return await serve(request, path)
+
+        self.add_route("GET", route, serve_root)
+        self.add_route("GET", ("" if route == "/" else route) + "/{path:path}", serve_path)
+
+    def include_router(self, router: Roost) -> None:
+        """Mount a SubRouter: its routes and WebSocket endpoints under its prefix, with its
+        own ``inject`` dependencies and middlewares."""
+        prefix = getattr(router, "prefix", "")
+        for method, path, route in router.http_routes.entries():
+            self.add_route(
+                method,
+                _join(prefix, path),
+                route.handler,
+                router_dependencies=route.router_dependencies,
+            )
+        for _, path, endpoint in router.ws_routes.entries():
+            endpoint.path = _join(prefix, path)
+            endpoint.plans.clear()
+            self.ws_routes.add("GET", endpoint.path, endpoint)
+        for pattern, func in router.middlewares.before:
+            self.middlewares.add_before(_join(prefix, pattern.path) if pattern else prefix, func)
+        for pattern, func, _ in router.middlewares.after:
+            self.middlewares.add_after(_join(prefix, pattern.path) if pattern else prefix, func)
+
     # -- delivery from anywhere --------------------------------------------------------------
 
     async def broadcast(
@@ -242,11 +340,6 @@ class Roost:
 
     async def _handle_http(self, request: HttpRequest, conn: HttpConnection) -> Response:
         route, path_params, known = self.http_routes.match(request.method, request.path)
-        if route is None:
-            if known:
-                allow = ", ".join(self.http_routes.allowed(request.path))
-                return plain(405, "Method Not Allowed", [("allow", allow)])
-            return plain(404, "Not Found")
         req = Request(
             method=request.method,
             path=request.path,
@@ -257,18 +350,46 @@ class Roost:
             path_params=path_params,
             url=request.target,
         )
+        if not self.middlewares and self.cors is None:
+            return await self._respond(route, req, known)
+        response: Response
+        cors = self.cors
+        if cors is not None and cors.is_preflight(req):
+            return cors.preflight(req)
+        before = await self.middlewares.run_before(req)
+        if isinstance(before, Response):
+            response = before
+        else:
+            req = before
+            response = await self._respond(route, req, known)
+        response = await self.middlewares.run_after(req, response)
+        if cors is not None:
+            cors.decorate(req, response)
+        return response
+
+    async def _respond(self, route: HttpRoute | None, req: Request, known: bool) -> Response:
+        if route is None:
+            if known:
+                allow = ", ".join(self.http_routes.allowed(req.path))
+                return plain(405, "Method Not Allowed", [("allow", allow)])
+            return plain(404, "Not Found")
         try:
             kwargs = resolve(
                 route.params,
                 subject=req,
                 query=req.query_params,
-                path_params=path_params,
+                path_params=req.path_params,
                 global_deps=self.global_dependencies,
                 router_deps=route.router_dependencies,
             )
         except HttpError as exc:
             return plain(exc.status, exc.reason)
-        return to_response(await call(route.handler, kwargs))
+        try:
+            return to_response(await call(route.handler, kwargs))
+        except Exception as exc:
+            if self._exception_handler is None:
+                raise
+            return to_response(await call_positional(self._exception_handler, exc))
 
     async def _handle_upgrade(self, request: HttpRequest, conn: HttpConnection) -> None:
         try:
@@ -492,6 +613,19 @@ class Roost:
 Robyn = Roost
 
 
+class SubRouter(Roost):
+    """A group of routes and WebSocket endpoints under ``prefix``, with its own ``inject``
+    dependencies and middlewares; mount it with ``app.include_router(router)``."""
+
+    def __init__(self, file_object: str = "", prefix: str = "") -> None:
+        super().__init__(file_object)
+        self.prefix = normalize(prefix) if prefix.strip("/") else ""
+
+
+def _join(prefix: str, path: str) -> str:
+    return normalize(prefix + path) if prefix else path
+
+
 class _Rejected(Exception):
     """A before_connect hook returned a response: the handshake is refused with it."""
 
@@ -514,4 +648,4 @@ def _fill_subject(params: Any, kwargs: dict[str, Any], subject: Any) -> None:
             kwargs[p.name] = subject
 
 
-__all__ = ["ClientDisconnected", "Robyn", "Roost"]
+__all__ = ["ClientDisconnected", "Robyn", "Roost", "SubRouter"]

@@ -95,6 +95,12 @@ class Router(Generic[T]):
         known = any(p.match(path) is not None for p, _ in self._dynamic)
         return None, {}, known
 
+    def entries(self) -> list[tuple[str, str, T]]:
+        """Every (method, path, route), in registration order of paths."""
+        out = [(m, path, r) for path, table in self._static.items() for m, r in table.items()]
+        out += [(m, p.path, r) for p, table in self._dynamic for m, r in table.items()]
+        return out
+
     def allowed(self, path: str) -> list[str]:
         """The methods routed for ``path``."""
         table = self._static.get(normalize(path))
