@@ -1,0 +1,1 @@
+"""Runnable roost examples: the guide's examples and the chat demo."""
