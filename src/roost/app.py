@@ -498,6 +498,8 @@ class Roost:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         server = channel.http.server
+        if task is not None:
+            server.track(task)  # graceful shutdown waits for the handler
         ip = ws.client.ip
         self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
         self.hub.add(ws.id, endpoint.path, channel)
