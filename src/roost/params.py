@@ -49,9 +49,10 @@ def plan(
 ) -> list[Param]:
     """The resolution plan for ``func``.
 
-    The first positional parameter (or one named ``websocket``/``request``) receives the
-    subject. ``global_dependencies``/``router_dependencies`` receive the injected dicts; names
-    of path parameters receive them; any other name is read from the query string.
+    The parameter named ``websocket``/``request`` (or annotated with that class, or else a
+    first parameter with neither annotation nor default) receives the subject.
+    ``global_dependencies``/``router_dependencies`` receive the injected dicts; names of path
+    parameters receive them; any other name is read from the query string.
     """
     try:
         hints = typing.get_type_hints(func)
@@ -68,9 +69,7 @@ def plan(
             params.append(Param(p.name, "global"))
         elif p.name == "router_dependencies":
             params.append(Param(p.name, "router"))
-        elif not subject_taken and (
-            p.name == subject or (index == 0 and p.name not in path_params)
-        ):
+        elif not subject_taken and _is_subject(p, annotation, index, subject, path_params):
             subject_taken = True
             params.append(Param(p.name, "subject"))
         elif p.name in path_params:
@@ -78,6 +77,19 @@ def plan(
         else:
             params.append(Param(p.name, "query", _coerce_type(annotation), p.default))
     return params
+
+
+_SUBJECT_TYPES = {"Request", "WebSocket", "WebSocketAdapter"}
+
+
+def _is_subject(
+    p: inspect.Parameter, annotation: Any, index: int, subject: str, path_params: tuple[str, ...]
+) -> bool:
+    """The subject is the parameter named ``websocket``/``request``, or annotated with its
+    class, or else the first parameter when it has no annotation and no default."""
+    if p.name == subject or getattr(annotation, "__name__", None) in _SUBJECT_TYPES:
+        return True
+    return index == 0 and p.name not in path_params and annotation is _EMPTY and p.default is _EMPTY
 
 
 def _convert(name: str, raw: str, kind: Any) -> Any:
