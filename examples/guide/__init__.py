@@ -1,0 +1,1 @@
+"""Every example of the WebSocket guide, runnable: ``python -m examples.guide.<name>``."""
