@@ -41,4 +41,19 @@ async def request(
     for line in header_lines:
         name, _, value = line.partition(":")
         parsed[name.strip().lower()] = value.strip()
+    if parsed.get("transfer-encoding") == "chunked":
+        rest = dechunk(rest)
     return Reply(int(status_line.split()[1]), parsed, rest)
+
+
+def dechunk(data: bytes) -> bytes:
+    """The body of a chunked transfer encoding."""
+    out = []
+    while data:
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            break
+        out.append(data[:size])
+        data = data[size + 2 :]
+    return b"".join(out)

@@ -10,8 +10,10 @@ from roost.protocol.errors import (
     WebSocketDisconnect,
 )
 from roost.requests import Client, Headers, QueryParams, Request
-from roost.responses import Response
+from roost.responses import Response, StreamingResponse
 from roost.server.options import ServerOptions, WebSocketOptions
+from roost.sse import SSEMessage, SSEResponse
+from roost.staticfiles import serve_file, serve_html
 from roost.websocket import WebSocket, WebSocketAdapter, WebSocketEndpoint
 
 __all__ = [
@@ -27,12 +29,17 @@ __all__ = [
     "Robyn",
     "Roost",
     "RoostError",
+    "SSEMessage",
+    "SSEResponse",
     "ServerOptions",
+    "StreamingResponse",
     "SubRouter",
     "WebSocket",
     "WebSocketAdapter",
     "WebSocketDisconnect",
     "WebSocketEndpoint",
     "WebSocketOptions",
+    "serve_file",
+    "serve_html",
 ]
 __version__ = "0.1.0"

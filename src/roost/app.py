@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from roost.hub.hub import Hub
@@ -28,6 +27,7 @@ from roost.routing import Pattern, Router, normalize
 from roost.server.connection import HttpConnection, WebSocketChannel
 from roost.server.options import ServerOptions, WebSocketOptions
 from roost.server.serve import Server
+from roost.staticfiles import directory_handler
 from roost.websocket import WebSocket, WebSocketEndpoint
 
 logger = logging.getLogger("roost")
@@ -250,10 +250,7 @@ class Roost:
     ) -> None:
         """Serve the files under ``directory_path`` at ``route`` (GET and HEAD), with
         ``index_file`` for directories; paths that leave the directory get 404."""
-        staticfiles = importlib.import_module("roost.staticfiles")
-        serve: Callable[[Request, str], Awaitable[Response]] = staticfiles.directory_handler(
-            directory_path, index_file
-        )
+        serve = directory_handler(directory_path, index_file)
         route = normalize(route)
 
         async def serve_root(request: Request) -> Response:

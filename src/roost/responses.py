@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -120,28 +121,43 @@ class StreamingResponse(Response):
             self.headers.append(("content-type", media_type))
         self.content = content
 
-    async def chunks(self) -> AsyncGenerator[bytes, None]:
-        """The body, chunk by chunk, as bytes."""
+    def encode(self, item: Any) -> bytes:
+        """One item of ``content`` as bytes: ``str`` as UTF-8, bytes-like as is."""
+        return item.encode("utf-8") if isinstance(item, str) else bytes(item)
+
+    async def items(self) -> AsyncGenerator[Any, None]:
+        """The items of ``content``; a sync iterator is advanced in a worker thread."""
         if isinstance(self.content, AsyncIterable):
             async for item in self.content:
-                yield item.encode("utf-8") if isinstance(item, str) else bytes(item)
+                yield item
             return
         loop = asyncio.get_running_loop()
         iterator = iter(self.content)
+        end = object()
 
-        def step() -> str | bytes | None:
-            return next(iterator, None)
+        def step() -> Any:
+            return next(iterator, end)
 
         try:
             while True:
                 value = await loop.run_in_executor(None, step)
-                if value is None:
+                if value is end:
                     return
-                yield value.encode("utf-8") if isinstance(value, str) else bytes(value)
+                yield value
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
-                await loop.run_in_executor(None, close)
+                with contextlib.suppress(ValueError):  # still running in its thread
+                    await loop.run_in_executor(None, close)
+
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
+        """The body, chunk by chunk, as bytes."""
+        items = self.items()
+        try:
+            async for item in items:
+                yield self.encode(item)
+        finally:
+            await items.aclose()
 
     async def write_to(self, conn: HttpConnection, *, include_body: bool = True) -> None:
         """Stream this response on ``conn``; stop as soon as the client goes away."""
