@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml setup.py
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m roost examples.chat.app:app --host 127.0.0.1 --port 8080
+	$(PY) -m examples.chat.app --host 127.0.0.1 --port 8080
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests examples

@@ -1,0 +1,1 @@
+"""The chat demo: rooms, presence, history and a status feed, on roost alone."""

@@ -1,0 +1,123 @@
+"""The chat demo in real headless Chromium: two pages share a room, a third sees none of it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.guide_runner import ROOT, free_port
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is needed")
+TIMEOUT_MS = 10_000
+
+
+@pytest.fixture
+def demo() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "examples.chat.app", "--port", str(port)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as profile, sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            profile,
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+def join(context, url: str, name: str, room: str):  # type: ignore[no-untyped-def]
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(url)
+    page.fill("#name", name)
+    page.fill("#room", room)
+    page.click("#join-button")
+    page.wait_for_selector("#chat:not([hidden])")
+    return page
+
+
+def say(page, text: str) -> None:  # type: ignore[no-untyped-def]
+    page.fill("#text", text)
+    page.click("#send-button")
+
+
+def test_two_pages_chat_and_a_third_room_sees_nothing(demo: str, browser) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
+    ann = join(browser, demo, "Ann", "alpha")
+    bob = join(browser, demo, "Bob", "alpha")
+    eve = join(browser, demo, "Eve", "beta")
+
+    expect(ann.locator("#members li")).to_have_text(["Ann", "Bob"])
+    expect(bob.locator("#members li")).to_have_text(["Ann", "Bob"])
+    expect(eve.locator("#members li")).to_have_text(["Eve"])
+
+    say(ann, "hello from Ann <b>bold?</b>")
+    say(bob, "hi Ann")
+    for page in (ann, bob):
+        expect(page.locator("#messages li .text")).to_have_text(
+            ["hello from Ann <b>bold?</b>", "hi Ann"]
+        )
+        expect(page.locator("#messages li .from")).to_have_text(["Ann", "Bob"])
+    assert ann.locator("#messages b").count() == 0  # shown as text, never as HTML
+
+    say(eve, "anyone?")
+    expect(eve.locator("#messages li .text")).to_have_text(["anyone?"])
+    expect(ann.locator("#messages li")).to_have_count(2)
+    expect(eve.locator("#messages li .text")).not_to_contain_text(["hi Ann"])
+
+    # A late joiner gets the room's history; the status feed reports the connections.
+    cat = join(browser, demo, "Cat", "alpha")
+    expect(cat.locator("#messages li .text")).to_have_text(
+        ["hello from Ann <b>bold?</b>", "hi Ann"]
+    )
+    expect(ann.locator("#members li")).to_have_text(["Ann", "Bob", "Cat"])
+    expect(cat.locator("#status")).to_contain_text("4 connected")
+
+    bob.close()
+    expect(ann.locator("#members li")).to_have_text(["Ann", "Cat"])
