@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import websockets
 from examples.guide.standins import DEMO_API_KEY, DEMO_TOKEN
+
 from tests.integration.guide_runner import Example
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
