@@ -19,8 +19,8 @@ demo: $(STAMP)
 	$(PY) -m examples.chat.app --host 127.0.0.1 --port 8080
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests examples
-	$(VENV)/bin/ruff format --check src tests examples
+	$(VENV)/bin/ruff check src tests examples compliance
+	$(VENV)/bin/ruff format --check src tests examples compliance
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
@@ -29,7 +29,15 @@ unit: $(STAMP)
 	$(PY) -m pytest -q
 	ROOST_NO_EXTENSIONS=1 $(PY) -m pytest -q tests/protocol tests/integration/test_echo.py
 
-test: lint typecheck unit
+compliance-quick: $(STAMP)
+	bash compliance/setup.sh
+	$(PY) compliance/run.py --quick
+
+compliance: $(STAMP)
+	bash compliance/setup.sh
+	$(PY) compliance/run.py --full
+
+test: lint typecheck compliance-quick unit
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info src/roost/protocol/*.so

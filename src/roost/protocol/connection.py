@@ -41,6 +41,10 @@ class WebSocketConnection:
 
     ``max_message_size`` (bytes, after decompression) bounds every message; a larger one fails
     the connection with 1009 before its payload is buffered.
+
+    With ``defer_failure=True`` a peer's violation does not queue the close frame at once:
+    ``failure`` holds the code and reason and reading stops, so that the owner can first
+    answer the messages that came before the violation, then call ``fail(*failure)``.
     """
 
     __slots__ = (
@@ -51,12 +55,16 @@ class WebSocketConnection:
         "_frag_opcode",
         "_frag_size",
         "_out",
+        "_partial",
+        "_partial_done",
         "_parts",
         "client",
         "close_code",
         "close_reason",
         "close_sent",
+        "defer_failure",
         "deflate",
+        "failure",
         "max_message_size",
         "state",
     )
@@ -67,8 +75,11 @@ class WebSocketConnection:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         deflate: PerMessageDeflate | None = None,
         client: bool = False,
+        defer_failure: bool = False,
     ) -> None:
         self.max_message_size = max_message_size
+        self.defer_failure = defer_failure
+        self.failure: tuple[int, str] | None = None
         self.deflate = deflate
         self.client = client
         self.state = State.OPEN
@@ -83,6 +94,8 @@ class WebSocketConnection:
         self._parts: list[bytes] | list[str] = []
         self._compressed = False
         self._decoder: codecs.IncrementalDecoder | None = None
+        self._partial: codecs.IncrementalDecoder | None = None
+        self._partial_done = 0
 
     @property
     def closed(self) -> bool:
@@ -93,7 +106,7 @@ class WebSocketConnection:
 
     def receive_data(self, data: bytes) -> list[Event]:
         """Parse received bytes; return the messages and control events they complete."""
-        if self.state is State.CLOSED:
+        if self.state is State.CLOSED or self.failure is not None:
             return []
         events: list[Event] = []
         buf: bytes | bytearray
@@ -137,13 +150,20 @@ class WebSocketConnection:
                 if self._expect_mask:
                     end = start + 4 + length
                     if end > n:
+                        if n > start + 4 and self._is_plain_text(b0, opcode):
+                            self._check_partial_text(buf, start + 4, n, buf[start : start + 4])
                         break
                     payload = apply_mask(buf[start + 4 : end], buf[start : start + 4])
                 else:
                     end = start + length
                     if end > n:
+                        if n > start and self._is_plain_text(b0, opcode):
+                            self._check_partial_text(buf, start, n, None)
                         break
                     payload = bytes(buf[start:end])
+                if self._partial is not None:
+                    self._partial = None
+                    self._partial_done = 0
                 pos = end
                 if b0 == 0x81 and not self._frag_opcode:  # whole, uncompressed text: the hot path
                     try:
@@ -157,6 +177,11 @@ class WebSocketConnection:
                     if self.closed:
                         break
         except ProtocolError as exc:
+            if self.defer_failure and self.state is State.OPEN:
+                self.failure = (exc.code, exc.reason)
+                self._buf = bytearray()
+                events.append(Closed(exc.code, exc.reason))
+                return events
             self._fail(exc.code, exc.reason, events)
         if self.closed:
             self._buf = bytearray()
@@ -167,9 +192,46 @@ class WebSocketConnection:
             self._buf = bytearray(buf[pos:])
         return events
 
+    def _is_plain_text(self, b0: int, opcode: int) -> bool:
+        """Whether an incomplete frame carries uncompressed text that can be checked early."""
+        if b0 & 0x70:
+            return False
+        return opcode == Opcode.TEXT or (
+            opcode == Opcode.CONTINUATION
+            and self._frag_opcode == Opcode.TEXT
+            and not self._compressed
+        )
+
+    def _check_partial_text(
+        self, buf: bytes | bytearray, start: int, n: int, mask: bytes | bytearray | None
+    ) -> None:
+        """Validate the UTF-8 of a text frame's payload received so far, so that invalid
+        text fails fast (RFC 6455 section 8.1) even before the frame is complete."""
+        if self._partial is None:
+            self._partial = _Utf8Decoder()
+            if self._decoder is not None:
+                self._partial.setstate(self._decoder.getstate())
+            self._partial_done = 0
+        done = self._partial_done
+        chunk = buf[start + done : n]
+        if not chunk:
+            return
+        if mask is not None:
+            k = done % 4
+            chunk = apply_mask(chunk, bytes(mask[k:]) + bytes(mask[:k]))
+        self._partial_done = n - start
+        try:
+            self._partial.decode(bytes(chunk), False)
+        except UnicodeDecodeError:
+            raise ProtocolError(1007, "text message is not valid UTF-8") from None
+
     def receive_eof(self) -> list[Event]:
         """The stream ended; report 1006 unless the close handshake already finished."""
         if self.state is State.CLOSED:
+            return []
+        if self.failure is not None:  # Closed was reported with the failure
+            self.state = State.CLOSED
+            self.close_code = self.failure[0]
             return []
         self.state = State.CLOSED
         self.close_code = CloseCode.ABNORMAL
@@ -260,7 +322,8 @@ class WebSocketConnection:
         events.append(Closed(code, reason))
 
     def fail(self, code: int, reason: str = "") -> list[Event]:
-        """Fail the connection from outside the parser (a timeout, a policy); return the events."""
+        """Fail the connection (a deferred ``failure``, a timeout, a policy): queue the close
+        frame and close; return the events."""
         if self.state is State.CLOSED:
             return []
         events: list[Event] = []

@@ -315,6 +315,7 @@ class WebSocketChannel:
 
     __slots__ = (
         "_close_handle",
+        "_delivered",
         "_disconnect",
         "_drain_waiter",
         "_last_message",
@@ -346,11 +347,14 @@ class WebSocketChannel:
         self.transport = transport
         self.client = http.client
         self.options = options
-        self.conn = WebSocketConnection(max_message_size=options.max_message_size, deflate=deflate)
+        self.conn = WebSocketConnection(
+            max_message_size=options.max_message_size, deflate=deflate, defer_failure=True
+        )
         self._queue: deque[str | bytes] = deque()
         self._waiter: asyncio.Future[str | bytes] | None = None
         self._reading_paused = False
         self._disconnect: WebSocketDisconnect | None = None
+        self._delivered = False  # a message went to a waiter that has not asked again yet
         self.write_paused = http._write_paused
         self._drain_waiter: asyncio.Future[None] | None = None
         self._close_handle: asyncio.TimerHandle | None = None
@@ -389,6 +393,7 @@ class WebSocketChannel:
                     self._waiter = None
                     if not waiter.done():
                         waiter.set_result(event)  # type: ignore[arg-type]
+                        self._delivered = True
                         continue
                 queue.append(event)  # type: ignore[arg-type]
             elif kind is Closed:
@@ -400,8 +405,22 @@ class WebSocketChannel:
         if len(queue) >= self.options.max_queue and not self._reading_paused:
             self._reading_paused = True
             self.transport.pause_reading()
-        if conn.state is State.CLOSED:
+        if conn.failure is not None:
+            self._failure_received()
+        elif conn.state is State.CLOSED:
             self._close_transport()
+
+    def _failure_received(self) -> None:
+        """The peer broke the protocol. Messages it sent before are answered first (as the
+        Autobahn suite's strict mode expects); the close follows once they are handled."""
+        failure = self.conn.failure
+        assert failure is not None
+        if not self._queue and not self._delivered:
+            self.fail(*failure)
+        elif self._close_handle is None:
+            self._close_handle = self.loop.call_later(
+                self.options.close_timeout, self.fail, *failure
+            )
 
     def eof_received(self) -> None:
         for event in self.conn.receive_eof():
@@ -434,6 +453,7 @@ class WebSocketChannel:
 
         Raises WebSocketDisconnect once the connection is closed and no message is left.
         """
+        self._delivered = False
         queue = self._queue
         if queue:
             message = queue.popleft()
@@ -443,6 +463,8 @@ class WebSocketChannel:
             return message
         disconnect = self._disconnect
         if disconnect is not None:
+            if self.conn.failure is not None:
+                self.fail(*self.conn.failure)
             raise WebSocketDisconnect(disconnect.code, disconnect.reason)
         if self._waiter is not None:
             raise InvalidState("another coroutine is already waiting in receive()")
@@ -527,6 +549,9 @@ class WebSocketChannel:
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the close handshake (idempotent); receive() raises WebSocketDisconnect after."""
+        if self.conn.failure is not None:
+            self.fail(*self.conn.failure)
+            return
         data = self.conn.send_close(code, reason)
         if not data:
             return
@@ -536,6 +561,9 @@ class WebSocketChannel:
 
     def fail(self, code: int, reason: str = "") -> None:
         """Close at once with ``code``: send the close frame and end the TCP connection."""
+        if self._close_handle is not None:
+            self._close_handle.cancel()
+            self._close_handle = None
         events = self.conn.fail(code, reason)
         out = self.conn.data_to_send()
         if out:

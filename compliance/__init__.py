@@ -1,0 +1,1 @@
+"""The Autobahn|Testsuite against a roost echo server."""
