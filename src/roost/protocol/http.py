@@ -101,6 +101,7 @@ class RequestParser:
         self._url = b""
         self._headers: list[tuple[str, str]] = []
         self._head_size = 0
+        self._header_bytes = 0
         self._in_head = False
         self._body: list[bytes] = []
         self._body_size = 0
@@ -141,6 +142,7 @@ class RequestParser:
     # httptools callbacks
     def on_message_begin(self) -> None:
         self._in_head = True
+        self._header_bytes = 0
         self._url = b""
         self._headers = []
         self._body = []
@@ -155,10 +157,19 @@ class RequestParser:
         self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
         if len(self._headers) > self.max_header_count:
             raise HttpError(431, "too many request header fields")
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_bytes > self.max_header_size:
+            raise HttpError(431, "request header fields too large")
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._head_size = 0
+        for name, value in self._headers:
+            if name.lower() == "content-length":
+                if not value.strip().isdigit():
+                    raise HttpError(400, "invalid Content-Length")
+                if int(value) > self.max_body_size:
+                    raise HttpError(413, "request body too large")
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)

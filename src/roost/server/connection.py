@@ -376,6 +376,16 @@ class WebSocketChannel:
         """The close code once the connection is closing or closed."""
         return self.conn.close_code
 
+    @property
+    def reading_paused(self) -> bool:
+        """Whether reading is paused because ``max_queue`` messages wait unread."""
+        return self._reading_paused
+
+    @property
+    def buffered(self) -> int:
+        """Bytes written but not yet accepted by the socket."""
+        return self.transport.get_write_buffer_size()
+
     # -- receiving ---------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:

@@ -1,0 +1,197 @@
+"""Limits enforced over real sockets: connections, origins, hooks, timeouts and buffers."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+import websockets
+from websockets.exceptions import InvalidStatus
+
+from roost import Request, Response, Roost, ServerOptions
+from tests.raw_ws import client_frame, connect, read_close, read_frame
+
+
+async def rejected_status(url: str, **kwargs: object) -> int:
+    with pytest.raises(InvalidStatus) as info:
+        async with websockets.connect(url, **kwargs):  # type: ignore[arg-type]
+            pass
+    return info.value.response.status_code
+
+
+def simple_app(**options: object) -> Roost:
+    app = Roost(__file__, server_options=ServerOptions(**options))  # type: ignore[arg-type]
+
+    @app.websocket("/ws")
+    async def ws(websocket):  # type: ignore[no-untyped-def]
+        while True:
+            await websocket.send(await websocket.receive())
+
+    return app
+
+
+async def test_max_connections_per_ip_and_total(serve) -> None:  # type: ignore[no-untyped-def]
+    for options in ({"max_connections_per_ip": 2}, {"max_connections": 2}):
+        async with serve(simple_app(**options)) as server:
+            url = f"ws://127.0.0.1:{server.port}/ws"
+            a = await websockets.connect(url)
+            b = await websockets.connect(url)
+            assert await rejected_status(url) == 503
+            await a.close()
+            for _ in range(100):  # the slot frees once the server saw the close
+                try:
+                    c = await websockets.connect(url)
+                    break
+                except InvalidStatus:
+                    await asyncio.sleep(0.01)
+            else:
+                pytest.fail("a slot was not freed")
+            await b.close()
+            await c.close()
+
+
+async def test_origins_before_connect_and_subprotocols(serve) -> None:  # type: ignore[no-untyped-def]
+    app = Roost(__file__)
+
+    @app.websocket("/guarded", origins=["https://ok.example"], subprotocols=["v2", "v1"])
+    async def guarded(websocket):  # type: ignore[no-untyped-def]
+        await websocket.send_text(f"proto={websocket.subprotocol}")
+
+    @guarded.before_connect
+    def check(request: Request) -> Response | None:
+        if request.query_params.get("key") != "open-sesame":
+            return Response(401, {"x-why": "key"}, "bad key")
+        return None
+
+    async with serve(app) as server:
+        url = f"ws://127.0.0.1:{server.port}/guarded"
+        assert await rejected_status(url + "?key=open-sesame", origin="https://evil.example") == 403
+        assert await rejected_status(url + "?key=open-sesame") == 403  # no Origin at all
+        assert await rejected_status(url + "?key=nope", origin="https://ok.example") == 401
+        good = url + "?key=open-sesame"
+        async with websockets.connect(good, origin="https://ok.example", subprotocols=["v1"]) as ws:
+            assert ws.subprotocol == "v1"
+            assert await ws.recv() == "proto=v1"
+        async with websockets.connect(good, origin="https://ok.example") as ws:
+            assert ws.subprotocol is None
+            assert await ws.recv() == "proto=None"
+
+
+async def test_handshake_timeout_answers_408(serve) -> None:  # type: ignore[no-untyped-def]
+    async with serve(simple_app(handshake_timeout=0.2)) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /ws HTTP/1.1\r\nHost: x\r\n")  # and never the rest
+        reply = await asyncio.wait_for(reader.read(), 5)
+        assert reply.startswith(b"HTTP/1.1 408")
+        writer.close()
+
+
+async def test_close_timeout_drops_a_silent_peer(serve) -> None:  # type: ignore[no-untyped-def]
+    app = Roost(__file__)
+
+    @app.websocket("/bye", close_timeout=0.2, ping_interval=None)
+    async def bye(websocket):  # type: ignore[no-untyped-def]
+        await websocket.close(4000, "bye")
+
+    async with serve(app) as server:
+        reader, writer, _ = await connect(server.port, "/bye")
+        assert await read_close(reader) == 4000
+        # We never answer the close frame: the server drops the TCP connection itself.
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+
+
+async def test_inbound_queue_bound_pauses_reading(serve) -> None:  # type: ignore[no-untyped-def]
+    app = Roost(__file__)
+    gate = asyncio.Event()
+
+    @app.websocket("/slow", max_queue=4, ping_interval=None)
+    async def slow(websocket):  # type: ignore[no-untyped-def]
+        await gate.wait()
+        for i in range(100):
+            assert await websocket.receive_text() == f"m{i}"
+        await websocket.send_text("all 100 received in order")
+
+    async with serve(app) as server:
+        reader, writer, _ = await connect(server.port, "/slow")
+        for i in range(100):
+            writer.write(client_frame(1, f"m{i}".encode()))
+        await writer.drain()
+        (channel,) = server.channels
+        for _ in range(200):
+            if channel.reading_paused:
+                break
+            await asyncio.sleep(0.01)
+        assert channel.reading_paused
+        gate.set()
+        assert await read_frame(reader) == (1, b"all 100 received in order")
+        assert not channel.reading_paused
+        writer.close()
+
+
+async def never_reading_client(port: int, path: str) -> socket.socket:
+    """A client that completes the handshake, then never reads again (tiny receive buffer)."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    await loop.sock_sendall(
+        sock,
+        b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n",
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += await loop.sock_recv(sock, 1)  # byte by byte: nothing past the head is read
+    assert head.startswith(b"HTTP/1.1 101")
+    return sock
+
+
+@pytest.mark.parametrize("policy", ["close", "drop"])
+async def test_slow_consumer_never_grows_the_buffer(serve, policy: str) -> None:  # type: ignore[no-untyped-def]
+    app = Roost(__file__)
+    limit = 256 * 1024
+    closed: list[int | None] = []
+
+    @app.websocket(
+        "/feed",
+        max_outbound_buffer=limit,
+        slow_consumer=policy,
+        ping_interval=None,
+        close_timeout=0.5,
+        compression=False,
+    )
+    async def feed(websocket):  # type: ignore[no-untyped-def]
+        await websocket.receive()
+
+    @feed.on_close
+    def gone(websocket):  # type: ignore[no-untyped-def]
+        closed.append(websocket.close_code)
+
+    async with serve(app) as server:
+        sock = await never_reading_client(server.port, "/feed")
+        for _ in range(100):
+            if server.channels:
+                break
+            await asyncio.sleep(0.01)
+        (channel,) = server.channels
+        chunk = "x" * 65536
+        peak = 0
+        for _ in range(1600):  # 100 MiB offered
+            await app.broadcast("/feed", chunk)
+            peak = max(peak, channel.buffered)
+            await asyncio.sleep(0)
+        assert peak <= limit + 2 * 65536
+        if policy == "close":
+            for _ in range(300):
+                if closed:
+                    break
+                await asyncio.sleep(0.01)
+            assert closed == [1008]
+        else:
+            assert channel.dropped > 1000
+            assert channel.open
+        sock.close()
