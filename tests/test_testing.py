@@ -1,0 +1,102 @@
+"""The TestClient itself: HTTP, WebSocket sessions, timeouts and rejected handshakes."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from roost import Request, Response, Roost, WebSocketDisconnect
+from roost.testing import TestClient, WebSocketRejected
+
+
+def make_app() -> Roost:
+    app = Roost(__file__)
+
+    @app.get("/items/:item_id")
+    def item(request: Request, item_id: int, q: str = "") -> dict[str, object]:
+        return {"id": item_id, "q": q, "ua": request.headers.get("x-test")}
+
+    @app.post("/echo")
+    def echo_body(request: Request) -> dict[str, object]:
+        return {"got": request.json()}
+
+    @app.delete("/items/:item_id")
+    def remove(item_id: int) -> Response:
+        return Response(204, None, b"")
+
+    @app.websocket("/ws", subprotocols=["v1"])
+    async def ws(websocket):  # type: ignore[no-untyped-def]
+        while True:
+            message = await websocket.receive()
+            if message == "quiet":
+                continue
+            if message == "bye":
+                await websocket.close(4001, "asked to leave")
+                return
+            await websocket.send(message)
+
+    @ws.on_connect
+    def hello(websocket):  # type: ignore[no-untyped-def]
+        return f"hello {websocket.query_params.get('name', 'anon')}"
+
+    @app.websocket("/private")
+    async def private(websocket, token: str):  # type: ignore[no-untyped-def]
+        await websocket.send_text(token)
+
+    return app
+
+
+def test_http_requests() -> None:
+    with TestClient(make_app()) as client:
+        reply = client.get("/items/5", params={"q": "x y"}, headers={"X-Test": "1"})
+        assert reply.status_code == 200
+        assert reply.json() == {"id": 5, "q": "x y", "ua": "1"}
+        assert reply.headers.get("Content-Type") == "application/json"
+        assert client.post("/echo", json={"a": [1]}).json() == {"got": {"a": [1]}}
+        assert client.delete("/items/5").status_code == 204
+        assert client.get("/nope").status_code == 404
+        assert client.put("/echo").status_code == 405
+        assert client.get("/items/notanumber").status_code == 400
+
+
+def test_websocket_session() -> None:
+    with (
+        TestClient(make_app()) as client,
+        client.websocket_connect("/ws?name=ann", subprotocols=["v1"]) as ws,
+    ):
+        assert ws.subprotocol == "v1"
+        assert ws.receive_text() == "hello ann"
+        ws.send_text("hi")
+        assert ws.receive_text() == "hi"
+        ws.send_bytes(b"\x00\x01")
+        assert ws.receive_bytes() == b"\x00\x01"
+        ws.send_json({"k": 1})
+        assert ws.receive_json() == {"k": 1}
+        ws.send_text("bye")
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive()
+        assert (closed.value.code, closed.value.reason) == (4001, "asked to leave")
+
+
+def test_receive_times_out_instead_of_hanging() -> None:
+    with TestClient(make_app(), timeout=0.2) as client, client.websocket_connect("/ws") as ws:
+        ws.receive_text()
+        ws.send_text("quiet")
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match="no WebSocket message"):
+            ws.receive()
+        assert time.monotonic() - started < 5
+
+
+def test_rejected_handshake_carries_the_status() -> None:
+    with TestClient(make_app()) as client:
+        with pytest.raises(WebSocketRejected) as missing:
+            client.websocket_connect("/private")
+        assert missing.value.status_code == 400
+        assert b"token" in missing.value.body
+        with pytest.raises(WebSocketRejected) as unknown:
+            client.websocket_connect("/nowhere")
+        assert unknown.value.status_code == 404
+        with client.websocket_connect("/private?token=t0k") as ws:
+            assert ws.receive_text() == "t0k"
