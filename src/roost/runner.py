@@ -50,17 +50,28 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 async def serve(app: Roost, host: str, port: int) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM, then shut down gracefully."""
+    """Serve ``app`` until SIGINT or SIGTERM (close 1001) or SIGHUP (a restart: close 1012),
+    then shut down gracefully."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    codes: list[int] = []
+
+    def request_stop(code: int) -> None:
+        codes.append(code)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, request_stop, 1001)
+    loop.add_signal_handler(signal.SIGHUP, request_stop, 1012)
     server = await app.create_server(host, port)
     shown = "127.0.0.1" if host in ("", "0.0.0.0") else host
     logger.info("roost listening on http://%s:%d (pid %d)", shown, server.port, os.getpid())
     await stop.wait()
-    logger.info("shutting down")
-    await app.shutdown()
+    code = codes[0]
+    logger.info("shutting down" if code == 1001 else "restarting")
+    await app.shutdown(
+        code=code, reason="server shutting down" if code == 1001 else "server restarting"
+    )
 
 
 def run(app: Roost, *, host: str, port: int, log_level: str) -> None:
