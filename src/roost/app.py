@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from roost.hub.hub import Hub
 from roost.middleware import CORS, DEFAULT_CORS_METHODS, Middlewares
 from roost.params import plan, resolve
 from roost.protocol.deflate import PerMessageDeflate
-from roost.protocol.errors import ClientDisconnected, HandshakeError, HttpError, WebSocketDisconnect
+from roost.protocol.errors import ClientDisconnected, HandshakeError, HttpError
 from roost.protocol.handshake import (
     accept_response,
     is_upgrade_request,
@@ -27,6 +26,7 @@ from roost.routing import Pattern, Router, normalize
 from roost.server.connection import HttpConnection, WebSocketChannel
 from roost.server.options import ServerOptions, WebSocketOptions
 from roost.server.serve import Server
+from roost.session import Session
 from roost.staticfiles import directory_handler
 from roost.websocket import WebSocket, WebSocketEndpoint
 
@@ -319,21 +319,22 @@ class Roost:
 
     # -- request handling --------------------------------------------------------------------
 
-    async def handle(self, request: HttpRequest, conn: HttpConnection) -> None:
-        """The server's entry point: answer one request on ``conn``."""
+    async def handle(self, request: HttpRequest, conn: HttpConnection) -> Awaitable[None] | None:
+        """The server's entry point: answer one request on ``conn``. For an accepted
+        WebSocket, return its session for the connection to run."""
         if request.upgrade or is_upgrade_request(request.headers):
-            await self._handle_upgrade(request, conn)
-            return
+            return await self._handle_upgrade(request, conn)
         response = await self._handle_http(request, conn)
         if isinstance(response, StreamingResponse):
             await response.write_to(conn, include_body=request.method != "HEAD")
-            return
+            return None
         conn.send_response(
             response.status_code,
             response.headers,
             response.body,
             include_body=request.method != "HEAD",
         )
+        return None
 
     async def _handle_http(self, request: HttpRequest, conn: HttpConnection) -> Response:
         route, path_params, known = self.http_routes.match(request.method, request.path)
@@ -388,7 +389,9 @@ class Roost:
                 raise
             return to_response(await call_positional(self._exception_handler, exc))
 
-    async def _handle_upgrade(self, request: HttpRequest, conn: HttpConnection) -> None:
+    async def _handle_upgrade(
+        self, request: HttpRequest, conn: HttpConnection
+    ) -> Awaitable[None] | None:
         try:
             endpoint, path_params, ws_kwargs = await self._check_upgrade(request, conn)
         except HandshakeError as exc:
@@ -397,11 +400,11 @@ class Roost:
                 [*exc.headers, ("content-type", "text/plain; charset=utf-8")],
                 exc.reason.encode("utf-8"),
             )
-            return
+            return None
         except _Rejected as rejected:
             response = rejected.response
             conn.send_response(response.status_code, response.headers, response.body)
-            return
+            return None
         key = request.headers.get("sec-websocket-key") or ""
         subprotocol = select_subprotocol(request.headers, endpoint.subprotocols)
         deflate_params = select_deflate(request.headers) if endpoint.options.compression else None
@@ -420,7 +423,7 @@ class Roost:
             path_params=path_params,
             subprotocol=subprotocol,
         )
-        await self._session(endpoint, ws, channel, ws_kwargs)
+        return Session(self, endpoint, ws, channel, ws_kwargs).run()
 
     async def _check_upgrade(
         self, request: HttpRequest, conn: HttpConnection
@@ -439,7 +442,8 @@ class Roost:
         ip = conn.client[0]
         if len(server.channels) >= server.options.max_connections:
             raise HandshakeError(503, "too many connections", [("retry-after", "1")])
-        if self._per_ip.get(ip, 0) >= server.options.max_connections_per_ip:
+        per_ip = server.options.max_connections_per_ip
+        if per_ip is not None and self._per_ip.get(ip, 0) >= per_ip:
             raise HandshakeError(
                 503, "too many connections from this address", [("retry-after", "1")]
             )
@@ -484,84 +488,21 @@ class Roost:
                 raise _Rejected(to_response(result))
         return endpoint, path_params, kwargs
 
-    async def _session(
-        self,
-        endpoint: WebSocketEndpoint,
-        ws: WebSocket,
-        channel: WebSocketChannel,
-        kwargs: dict[str, Any],
-    ) -> None:
-        """Run one connection: on_connect, then the handler; on_close once it has ended."""
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        server = channel.http.server
-        if task is not None:
-            server.track(task)  # graceful shutdown waits for the handler
+    def connection_opened(self, ws: WebSocket, channel: WebSocketChannel) -> None:
+        """Register a connection that has just opened."""
         ip = ws.client.ip
         self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
-        self.hub.add(ws.id, endpoint.path, channel)
-        in_handler = True
-        lost: asyncio.Future[None] = loop.create_future()
-        channel.on_lost.append(lost)
+        self.hub.add(ws.id, ws.endpoint, channel)
 
-        def connection_ended(_: asyncio.Future[None]) -> None:
-            self.hub.remove(ws.id)
-            count = self._per_ip.get(ip, 1) - 1
-            if count:
-                self._per_ip[ip] = count
-            else:
-                self._per_ip.pop(ip, None)
-            server.track(loop.create_task(self._run_on_close(endpoint, ws, kwargs)))
-            if in_handler and task is not None:
-                # A handler that ignores the closed connection is stopped after close_timeout.
-                loop.call_later(endpoint.options.close_timeout, _cancel_if_running)
-
-        def _cancel_if_running() -> None:
-            if in_handler and task is not None and not task.done():
-                task.cancel()
-
-        lost.add_done_callback(connection_ended)
-        try:
-            for name in ("on_connect", "handler"):
-                if not channel.open:
-                    break
-                func = endpoint.on_connect_handler if name == "on_connect" else endpoint.handler
-                if func is None:
-                    continue
-                args = kwargs[name]
-                _fill_subject(endpoint.plans[name], args, ws)
-                result = await call(func, args)
-                if name == "on_connect" and isinstance(result, str) and channel.open:
-                    await channel.send_text(result)
-        except WebSocketDisconnect:
-            pass
-        except asyncio.CancelledError:
-            channel.close(1001 if server.closing else 1011, "")
-            raise
-        except Exception:
-            logger.exception("WebSocket handler for %s raised; closing with 1011", endpoint.path)
-            channel.close(1011, "internal error")
+    def connection_closed(self, ws: WebSocket) -> None:
+        """Forget a connection that has ended."""
+        self.hub.remove(ws.id)
+        ip = ws.client.ip
+        count = self._per_ip.get(ip, 1) - 1
+        if count:
+            self._per_ip[ip] = count
         else:
-            channel.close(1000, "")
-        finally:
-            in_handler = False
-
-    async def _run_on_close(
-        self, endpoint: WebSocketEndpoint, ws: WebSocket, kwargs: dict[str, Any]
-    ) -> None:
-        func = endpoint.on_close_handler
-        if func is None:
-            return
-        args = kwargs["on_close"]
-        _fill_subject(endpoint.plans["on_close"], args, ws)
-        try:
-            result = await call(func, args)
-            if isinstance(result, str) and ws.is_open:
-                await ws.send_text(result)
-        except WebSocketDisconnect:
-            pass
-        except Exception:
-            logger.exception("on_close for %s raised", endpoint.path)
+            self._per_ip.pop(ip, None)
 
     # -- serving -----------------------------------------------------------------------------
 
@@ -639,12 +580,6 @@ async def call_positional(func: Callable[..., Any], arg: Any) -> Any:
     if inspect.isawaitable(result):
         result = await result
     return result
-
-
-def _fill_subject(params: Any, kwargs: dict[str, Any], subject: Any) -> None:
-    for p in params:
-        if p.source == "subject":
-            kwargs[p.name] = subject
 
 
 __all__ = ["ClientDisconnected", "Robyn", "Roost", "SubRouter"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -39,6 +40,26 @@ def settings(host: str, port: int, log_level: str, argv: list[str]) -> tuple[str
     )
 
 
+#: Young-generation threshold used when roost runs the process (CPython's default is 700).
+GC_THRESHOLD0 = 20_000
+
+
+def tune_gc() -> None:
+    """Make garbage collection cheaper for a long-running server holding many connections.
+
+    Objects alive after startup (modules, routes) are frozen out of collection, and the
+    young generation is collected every 20,000 allocations instead of 700: with thousands
+    of live connections, CPython's default spends a third of a handshake in the collector.
+    Set ``ROOST_GC_TUNING=0`` to keep CPython's defaults.
+    """
+    if os.environ.get("ROOST_GC_TUNING", "1") == "0":
+        return
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD0, gen1, gen2)
+
+
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """A uvloop event loop where uvloop is installed, else asyncio's default."""
     try:
@@ -64,6 +85,7 @@ async def serve(app: Roost, host: str, port: int) -> None:
         loop.add_signal_handler(sig, request_stop, 1001)
     loop.add_signal_handler(signal.SIGHUP, request_stop, 1012)
     server = await app.create_server(host, port)
+    tune_gc()
     shown = "127.0.0.1" if host in ("", "0.0.0.0") else host
     logger.info("roost listening on http://%s:%d (pid %d)", shown, server.port, os.getpid())
     await stop.wait()

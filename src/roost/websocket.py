@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +55,7 @@ class WebSocket:
     ) -> None:
         self._app = app
         self._channel = channel
-        self.id = str(uuid.uuid4())
+        self.id = new_id()
         self.endpoint = endpoint
         self.headers = headers
         self.query_params = query_params
@@ -162,6 +162,15 @@ class WebSocket:
 
 
 WebSocketAdapter = WebSocket
+
+
+def new_id() -> str:
+    """A random UUID4 string (RFC 9562 section 5.4), without building a ``uuid.UUID``."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 Callback = Callable[..., Any]

@@ -87,6 +87,21 @@ class RequestParser:
     the new protocol. After an upgrade the parser must not be fed again.
     """
 
+    __slots__ = (
+        "_body",
+        "_body_size",
+        "_done",
+        "_head_size",
+        "_header_bytes",
+        "_headers",
+        "_in_head",
+        "_parser",
+        "_url",
+        "max_body_size",
+        "max_header_count",
+        "max_header_size",
+    )
+
     def __init__(
         self,
         *,

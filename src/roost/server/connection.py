@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
 from roost.protocol.connection import State, WebSocketConnection
@@ -42,13 +42,33 @@ _MAX_PIPELINED = 16
 class HttpConnection(asyncio.Protocol):
     """One TCP connection: parses requests, hands each to the app in order, writes replies."""
 
+    __slots__ = (
+        "_disconnected",
+        "_drain_waiter",
+        "_early",
+        "_keep_alive",
+        "_parser",
+        "_pending",
+        "_response_started",
+        "_task",
+        "_timer",
+        "_upgrading",
+        "_write_paused",
+        "client",
+        "closed",
+        "loop",
+        "server",
+        "transport",
+        "websocket",
+    )
+
     def __init__(self, server: Server) -> None:
         self.server = server
         self.loop = server.loop
         self.transport: asyncio.Transport | None = None
         self.client: tuple[str, int] = ("", 0)
         opts = server.options
-        self._parser = RequestParser(
+        self._parser: RequestParser | None = RequestParser(
             max_header_size=opts.max_header_size,
             max_header_count=opts.max_header_count,
             max_body_size=opts.max_body_size,
@@ -64,7 +84,7 @@ class HttpConnection(asyncio.Protocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         self.websocket: WebSocketChannel | None = None
         self.closed = False
-        self._disconnected = self.loop.create_future()
+        self._disconnected: asyncio.Future[None] | None = None
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -84,6 +104,8 @@ class HttpConnection(asyncio.Protocol):
             self._early += data
             if len(self._early) > self.server.options.max_header_size:
                 self.abort()
+            return
+        if self._parser is None:
             return
         try:
             requests = self._parser.feed(data)
@@ -113,7 +135,7 @@ class HttpConnection(asyncio.Protocol):
         self.closed = True
         self._cancel_timer()
         self.server.connections.discard(self)
-        if not self._disconnected.done():
+        if self._disconnected is not None and not self._disconnected.done():
             self._disconnected.set_result(None)
         self._wake_drain(ClientDisconnected("the client disconnected"))
         if self.websocket is not None:
@@ -144,7 +166,10 @@ class HttpConnection(asyncio.Protocol):
                     self._keep_alive = False
                     self.send_response(503, [("content-type", "text/plain")], b"shutting down")
                 else:
-                    await self._dispatch(request)
+                    session = await self._dispatch(request)
+                    if session is not None:  # the connection is a WebSocket now
+                        await session
+                        return
                 if self.websocket is not None or self.closed:
                     return
                 if not self._keep_alive or request.upgrade:
@@ -157,9 +182,11 @@ class HttpConnection(asyncio.Protocol):
         finally:
             self._task = None
 
-    async def _dispatch(self, request: HttpRequest) -> None:
+    async def _dispatch(self, request: HttpRequest) -> Awaitable[None] | None:
+        """Run the app's handler; return what it returned to run next (a WebSocket session),
+        so that the session does not keep this frame alive."""
         try:
-            await self.server.handler(request, self)
+            return await self.server.handler(request, self)
         except ClientDisconnected:
             self.close()
         except Exception:
@@ -174,6 +201,7 @@ class HttpConnection(asyncio.Protocol):
                 logger.error("handler for %s %s wrote no response", request.method, request.path)
                 self._keep_alive = False
                 self.send_response(500, [("content-type", "text/plain")], b"Internal Server Error")
+        return None
 
     def _reject(self, status: int, reason: str) -> None:
         """Answer a request we could not parse, then close: the stream can't be trusted."""
@@ -194,7 +222,7 @@ class HttpConnection(asyncio.Protocol):
         self._timer = None
         if self.websocket is not None or self.closed:
             return
-        if self._parser.in_progress and not self._response_started:
+        if self._parser is not None and self._parser.in_progress and not self._response_started:
             self._reject(408, "request timeout")
         elif self._task is None:
             self.close()
@@ -255,8 +283,17 @@ class HttpConnection(asyncio.Protocol):
         if not self.closed and self.transport is not None:
             self.transport.write(b"0\r\n\r\n")
 
+    @property
+    def receiving(self) -> bool:
+        """Whether part of a request has arrived but not all of it."""
+        return self._parser is not None and self._parser.in_progress
+
     async def wait_disconnected(self) -> None:
         """Return once the client has closed the connection."""
+        if self.closed:
+            return
+        if self._disconnected is None:
+            self._disconnected = self.loop.create_future()
         await asyncio.shield(self._disconnected)
 
     async def _drain(self) -> None:
@@ -300,6 +337,7 @@ class HttpConnection(asyncio.Protocol):
             raise ClientDisconnected("the client disconnected during the handshake")
         self._response_started = True
         self._cancel_timer()
+        self._parser = None  # HTTP is over on this connection
         self.transport.write(response)
         channel = WebSocketChannel(self, self.transport, options, deflate)
         self.websocket = channel
@@ -315,6 +353,8 @@ class WebSocketChannel:
 
     __slots__ = (
         "_close_handle",
+        "_corked",
+        "_corked_size",
         "_delivered",
         "_disconnect",
         "_drain_waiter",
@@ -355,6 +395,8 @@ class WebSocketChannel:
         self._reading_paused = False
         self._disconnect: WebSocketDisconnect | None = None
         self._delivered = False  # a message went to a waiter that has not asked again yet
+        self._corked: list[bytes] | None = None  # frames queued by send_nowait, not written yet
+        self._corked_size = 0
         self.write_paused = http._write_paused
         self._drain_waiter: asyncio.Future[None] | None = None
         self._close_handle: asyncio.TimerHandle | None = None
@@ -362,7 +404,7 @@ class WebSocketChannel:
         self._ping_sent: float | None = None
         self._last_message = self.loop.time()
         self.dropped = 0
-        self.on_lost: list[asyncio.Future[None]] = []
+        self.on_lost: list[Callable[[], object]] | None = None
         transport.set_write_buffer_limits(high=options.write_limit)
         self._schedule_keepalive()
 
@@ -383,8 +425,8 @@ class WebSocketChannel:
 
     @property
     def buffered(self) -> int:
-        """Bytes written but not yet accepted by the socket."""
-        return self.transport.get_write_buffer_size()
+        """Bytes queued or written but not yet accepted by the socket."""
+        return self._corked_size + self.transport.get_write_buffer_size()
 
     # -- receiving ---------------------------------------------------------------------------
 
@@ -447,9 +489,9 @@ class WebSocketChannel:
                 handle.cancel()
         self._wake_drain(WebSocketDisconnect(self._disconnect.code if self._disconnect else 1006))
         self.http.server.channels.discard(self)
-        for fut in self.on_lost:
-            if not fut.done():
-                fut.set_result(None)
+        callbacks, self.on_lost = self.on_lost, None
+        for callback in callbacks or ():
+            callback()
 
     def _closed_for_reading(self, code: int, reason: str) -> None:
         if self._disconnect is None:
@@ -497,6 +539,8 @@ class WebSocketChannel:
         """Send a text message; waits while the outbound buffer is over ``write_limit``."""
         if self.conn.state is not State.OPEN:
             self._check_open()
+        if self._corked is not None:
+            self.flush()
         self.transport.write(self.conn.send_text(text))
         if self.write_paused:
             await self._drain()
@@ -505,6 +549,8 @@ class WebSocketChannel:
         """Send a binary message; waits while the outbound buffer is over ``write_limit``."""
         if self.conn.state is not State.OPEN:
             self._check_open()
+        if self._corked is not None:
+            self.flush()
         self.transport.write(self.conn.send_binary(data))
         if self.write_paused:
             await self._drain()
@@ -513,28 +559,49 @@ class WebSocketChannel:
         """Queue a message without waiting, under the slow-consumer policy.
 
         ``frame`` is the message already encoded, uncompressed, to share across connections.
-        Returns False when the message was not queued (closed, dropped or over the limit).
+        Frames queued this way during one turn of the event loop are written together, in one
+        system call per connection, at the end of that turn. Returns False when the message
+        was not queued (closed, dropped or over the limit).
         """
         conn = self.conn
         if conn.state is not State.OPEN:
             return False
-        if self.transport.get_write_buffer_size() > self.options.max_outbound_buffer:
+        if (
+            self._corked_size + self.transport.get_write_buffer_size()
+            > self.options.max_outbound_buffer
+        ):
             if self.options.slow_consumer == "drop":
                 self.dropped += 1
             else:
                 self.fail(1008, "slow consumer: outbound buffer over its limit")
             return False
-        if frame is not None and conn.deflate is None:
-            self.transport.write(frame)
-        elif isinstance(message, str):
-            self.transport.write(conn.send_text(message))
+        if frame is None or conn.deflate is not None:
+            frame = (
+                conn.send_text(message) if isinstance(message, str) else conn.send_binary(message)
+            )
+        corked = self._corked
+        if corked is None:
+            self._corked = [frame]
+            self.http.server.cork(self)
         else:
-            self.transport.write(conn.send_binary(message))
+            corked.append(frame)
+        self._corked_size += len(frame)
         return True
+
+    def flush(self) -> None:
+        """Write the frames queued by ``send_nowait``."""
+        corked = self._corked
+        if corked is None:
+            return
+        self._corked = None
+        self._corked_size = 0
+        if not self.transport.is_closing():
+            self.transport.write(corked[0] if len(corked) == 1 else b"".join(corked))
 
     async def ping(self, payload: bytes = b"") -> None:
         """Send a ping frame."""
         self._check_open()
+        self.flush()
         self.transport.write(self.conn.send_ping(payload))
 
     def resume_writing(self) -> None:
@@ -565,6 +632,7 @@ class WebSocketChannel:
         data = self.conn.send_close(code, reason)
         if not data:
             return
+        self.flush()  # what was sent before the close goes first
         self.transport.write(data)
         self._closed_for_reading(code, reason)
         self._close_handle = self.loop.call_later(self.options.close_timeout, self.abort)
@@ -574,6 +642,11 @@ class WebSocketChannel:
         if self._close_handle is not None:
             self._close_handle.cancel()
             self._close_handle = None
+        if code == 1008:  # a slow consumer: what it has not taken is dropped
+            self._corked = None
+            self._corked_size = 0
+        else:
+            self.flush()
         events = self.conn.fail(code, reason)
         out = self.conn.data_to_send()
         if out:
@@ -600,8 +673,22 @@ class WebSocketChannel:
         if self.http.closed:
             return
         fut: asyncio.Future[None] = self.loop.create_future()
-        self.on_lost.append(fut)
+
+        def done() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        self.add_lost_callback(done)
         await fut
+
+    def add_lost_callback(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` once the TCP connection has ended (at once if it has)."""
+        if self.http.closed:
+            self.loop.call_soon(callback)
+        elif self.on_lost is None:
+            self.on_lost = [callback]
+        else:
+            self.on_lost.append(callback)
 
     # -- keepalive ---------------------------------------------------------------------------
 

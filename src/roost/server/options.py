@@ -58,9 +58,10 @@ class ServerOptions:
     - ``max_body_size``: largest HTTP request body (10 MiB); over it, 413.
     - ``handshake_timeout``: time to receive a whole first request (10 s); then 408 and close.
     - ``keep_alive_timeout``: idle time allowed between HTTP requests (5 s).
-    - ``max_connections``: open WebSocket connections allowed in this process (10,000); over
+    - ``max_connections``: open WebSocket connections allowed in this process (50,000); over
       it, the handshake gets 503.
-    - ``max_connections_per_ip``: open WebSocket connections per client IP (1,000); over it, 503.
+    - ``max_connections_per_ip``: open WebSocket connections per client IP (off: behind a
+      reverse proxy every client has the proxy's address); over it, 503.
     - ``shutdown_timeout``: how long graceful shutdown waits for handlers and on_close (10 s).
     """
 
@@ -69,6 +70,6 @@ class ServerOptions:
     max_body_size: int = DEFAULT_MAX_BODY_SIZE
     handshake_timeout: float = 10.0
     keep_alive_timeout: float = 5.0
-    max_connections: int = 10_000
-    max_connections_per_ip: int = 1_000
+    max_connections: int = 50_000
+    max_connections_per_ip: int | None = None
     shutdown_timeout: float = 10.0

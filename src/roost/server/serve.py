@@ -14,7 +14,9 @@ from roost.server.options import ServerOptions
 
 logger = logging.getLogger("roost.server")
 
-RequestHandler = Callable[[HttpRequest, HttpConnection], Awaitable[None]]
+#: ``handler(request, connection)`` answers one request; for a WebSocket it returns the
+#: session to run (an awaitable), which the connection then runs in its own task.
+RequestHandler = Callable[[HttpRequest, HttpConnection], Awaitable[Awaitable[None] | None]]
 
 
 class Server:
@@ -38,6 +40,7 @@ class Server:
         self.channels: set[WebSocketChannel] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.closing = False
+        self._corked: list[WebSocketChannel] = []
         self._servers: list[asyncio.Server] = []
         self._closed = self.loop.create_future()
 
@@ -75,6 +78,17 @@ class Server:
         """The port of the first listening socket."""
         return int(self.sockets[0].getsockname()[1])
 
+    def cork(self, channel: WebSocketChannel) -> None:
+        """``channel`` has frames to write: flush it at the end of this turn of the loop."""
+        if not self._corked:
+            self.loop.call_soon(self._flush)
+        self._corked.append(channel)
+
+    def _flush(self) -> None:
+        corked, self._corked = self._corked, []
+        for channel in corked:
+            channel.flush()
+
     def track(self, task: asyncio.Task[None]) -> None:
         """Keep ``task`` (a WebSocket session) so that shutdown can wait for it."""
         self.tasks.add(task)
@@ -102,7 +116,7 @@ class Server:
         for srv in self._servers:
             srv.close()
         for conn in list(self.connections):
-            if conn.websocket is None and conn._task is None and not conn._parser.in_progress:
+            if conn.websocket is None and conn._task is None and not conn.receiving:
                 conn.close()
         for channel in list(self.channels):
             channel.close(code, reason)

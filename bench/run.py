@@ -1,0 +1,302 @@
+"""Run roost's benchmarks side by side with its peers and write docs/benchmarks.md.
+
+    python bench/run.py            # 3 interleaved rounds (about 10 minutes)
+    python bench/run.py --quick    # 1 short round, to check that everything runs
+
+Each server runs pinned to CPU 0 (taskset -c 0), the load generator to CPU 1. In each round
+every measurement runs once per server, servers in a rotating order, each on a fresh process.
+Figures are the medians over the rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PY = str(HERE / ".venv" / "bin" / "python")
+PY_ROBYN = str(HERE / ".venv-robyn" / "bin" / "python")
+SERVERS = {
+    "roost": (PY, "roost_server.py"),
+    "Robyn 0.88": (PY_ROBYN, "robyn_server.py"),
+    "uvicorn+Starlette": (PY, "starlette_server.py"),
+    "aiohttp": (PY, "aiohttp_server.py"),
+    "picows (raw)": (PY, "picows_server.py"),
+}
+MEASUREMENTS = {
+    "echo 32 B": ["echo", "--connections", "64", "--size", "32"],
+    "echo 64 KiB": ["echo", "--connections", "64", "--size", "65536"],
+    "fan-out": ["fanout", "--subscribers", "1000", "--window", "16"],
+    "scale": ["scale", "--connections", "10000"],
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def raise_fd_limit() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def start_server(name: str, port: int) -> subprocess.Popen[bytes]:
+    python, script = SERVERS[name]
+    proc = subprocess.Popen(
+        ["taskset", "-c", "0", python, str(HERE / "servers" / script), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=raise_fd_limit,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            time.sleep(0.3)
+            return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"{name} did not start")
+
+
+def measure(name: str, args: list[str], seconds: float) -> dict[str, float]:
+    port = free_port()
+    server = start_server(name, port)
+    try:
+        out = subprocess.run(
+            [
+                "taskset",
+                "-c",
+                "1",
+                PY,
+                str(HERE / "loadgen.py"),
+                *args,
+                "--port",
+                str(port),
+                "--pid",
+                str(server.pid),
+                "--seconds",
+                str(seconds),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+        return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def median(results: list[dict[str, float]], key: str) -> float:
+    values = [r[key] for r in results if key in r and r[key] == r[key]]
+    return statistics.median(values) if values else float("nan")
+
+
+def fmt(value: float, digits: int = 0) -> str:
+    if value != value:
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    python = platform.python_version()
+    return f"{model}, {os.cpu_count()} cores, Linux {platform.release()}, Python {python}"
+
+
+def write_report(
+    results: dict[str, dict[str, list[dict[str, float]]]], rounds: int, command: str, path: Path
+) -> list[str]:
+    med = {
+        m: {s: {k: median(rs, k) for k in (rs[0] if rs else {})} for s, rs in by.items()}
+        for m, by in results.items()
+    }
+    robyn = "Robyn 0.88"
+    lines = [
+        "# Benchmarks",
+        "",
+        "roost side by side with its peers, measured by `bench/` in one run.",
+        "",
+        f"- Machine: {machine()}.",
+        f"- Command: `{command}` ({rounds} interleaved round{'s' if rounds > 1 else ''}, medians;"
+        f" run on {datetime.now(UTC):%Y-%m-%d}).",
+        "- Each server runs on CPU 0 (`taskset -c 0`), the load generator (`bench/loadgen.py`, a"
+        " raw uvloop client) on CPU 1. *Per server CPU-second* divides the work done by the CPU"
+        " time the server process used over the same window, read from `/proc`.",
+        "",
+    ]
+
+    def table(title: str, measurement: str, cols: list[tuple[str, str, int]], note: str) -> None:
+        if measurement not in med:
+            return
+        lines.extend([f"## {title}", "", note, ""])
+        header = "| server | " + " | ".join(c[0] for c in cols) + " | vs Robyn |"
+        lines.extend([header, "|" + " --- |" * (len(cols) + 2)])
+        key = cols[0][1] if measurement != "scale" else "handshakes_per_server_cpu_s"
+        base = med[measurement].get(robyn, {}).get(key, float("nan"))
+        for server, figures in med[measurement].items():
+            ratio = figures.get(key, float("nan")) / base if base == base and base else float("nan")
+            cells = [fmt(figures.get(k, float("nan")), d) for _, k, d in cols]
+            lines.append(f"| {server} | " + " | ".join(cells) + f" | {fmt(ratio, 2)}× |")
+        lines.append("")
+
+    echo_cols = [
+        ("messages per server CPU-s", "messages_per_server_cpu_s", 0),
+        ("messages/s", "messages_per_s", 0),
+        ("p50 µs", "p50_us", 0),
+        ("p99 µs", "p99_us", 0),
+        ("server CPU", "server_cpu_share", 2),
+        ("client CPU", "client_cpu_share", 2),
+    ]
+    table(
+        "Echo, 32-byte messages",
+        "echo 32 B",
+        echo_cols,
+        "64 connections, each sending its next message when the echo of the last arrives.",
+    )
+    table("Echo, 64 KiB messages", "echo 64 KiB", echo_cols, "The same with 64 KiB messages.")
+    table(
+        "Fan-out",
+        "fan-out",
+        [
+            ("deliveries per server CPU-s", "deliveries_per_server_cpu_s", 0),
+            ("deliveries/s", "deliveries_per_s", 0),
+            ("p50 µs", "p50_us", 0),
+            ("p99 µs", "p99_us", 0),
+            ("server CPU", "server_cpu_share", 2),
+            ("client CPU", "client_cpu_share", 2),
+        ],
+        "1,000 subscribers and one publisher (16 messages in flight); the endpoint broadcasts"
+        " each 32-byte message to every connection. Latency: publish to delivery.",
+    )
+    table(
+        "Scale: 10,000 idle connections",
+        "scale",
+        [
+            ("handshakes per server CPU-s", "handshakes_per_server_cpu_s", 0),
+            ("RSS per connection (KB)", "rss_per_connection_kb", 1),
+            ("handshakes/s", "handshakes_per_s", 0),
+        ],
+        "10,000 connections opened (250 at a time) and held; server memory read after 2 s.",
+    )
+    checks = []
+    r = med.get("echo 32 B", {})
+    if "roost" in r and robyn in r:
+        e = r["roost"]["messages_per_server_cpu_s"]
+        checks.append(
+            (
+                "echo 32 B ≥ 3× Robyn per server CPU-s",
+                e >= 3 * r[robyn]["messages_per_server_cpu_s"],
+                f"{e / r[robyn]['messages_per_server_cpu_s']:.2f}×",
+            )
+        )
+        if "aiohttp" in r:
+            checks.append(
+                (
+                    "echo 32 B ≥ aiohttp per server CPU-s",
+                    e >= r["aiohttp"]["messages_per_server_cpu_s"],
+                    f"{e / r['aiohttp']['messages_per_server_cpu_s']:.2f}×",
+                )
+            )
+        if "picows (raw)" in r:
+            checks.append(
+                (
+                    "stretch: echo 32 B ≥ picows",
+                    e >= r["picows (raw)"]["messages_per_server_cpu_s"],
+                    f"{e / r['picows (raw)']['messages_per_server_cpu_s']:.2f}×",
+                )
+            )
+    f = med.get("fan-out", {})
+    if "roost" in f and robyn in f:
+        ratio = f["roost"]["deliveries_per_s"] / f[robyn]["deliveries_per_s"]
+        checks.append(("fan-out ≥ Robyn deliveries/s", ratio >= 1, f"{ratio:.2f}×"))
+        checks.append(("stretch: fan-out ≥ 1.5× Robyn", ratio >= 1.5, f"{ratio:.2f}×"))
+    s = med.get("scale", {})
+    if "roost" in s:
+        kb = s["roost"]["rss_per_connection_kb"]
+        checks.append(("idle memory ≤ 12 KB per connection", kb <= 12, f"{kb:.1f} KB"))
+        checks.append(("stretch: idle memory ≤ 8 KB per connection", kb <= 8, f"{kb:.1f} KB"))
+        if robyn in s:
+            ratio = (
+                s["roost"]["handshakes_per_server_cpu_s"] / s[robyn]["handshakes_per_server_cpu_s"]
+            )
+            checks.append(("handshakes per server CPU-s ≥ Robyn", ratio >= 1, f"{ratio:.2f}×"))
+    lines += [
+        "## Targets (single roost process)",
+        "",
+        "| target | met | measured |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| {name} | {'yes' if ok else 'no'} | {value} |" for name, ok, value in checks]
+    lines.append("")
+    extra = HERE / "notes.md"
+    if extra.exists():
+        lines += [extra.read_text().rstrip(), ""]
+    path.write_text("\n".join(lines))
+    return [f"{name}: {'met' if ok else 'NOT met'} ({value})" for name, ok, value in checks]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 round, 2 s per measurement")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--only", nargs="*", help="measurements to run (default: all)")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
+    args = parser.parse_args()
+    rounds, seconds = (1, 2.0) if args.quick else (args.rounds, args.seconds)
+    subprocess.run(["bash", str(HERE / "setup.sh")], check=True)
+    chosen = {k: v for k, v in MEASUREMENTS.items() if not args.only or k in args.only}
+    results: dict[str, dict[str, list[dict[str, float]]]] = {
+        m: {s: [] for s in SERVERS} for m in chosen
+    }
+    names = list(SERVERS)
+    for round_no in range(rounds):
+        order = names[round_no % len(names) :] + names[: round_no % len(names)]
+        for m, margs in chosen.items():
+            for server in order:
+                try:
+                    figures = measure(server, margs, seconds)
+                except Exception as exc:  # a peer failing must not stop the run
+                    print(f"round {round_no + 1} {m} {server}: failed: {exc}", flush=True)
+                    continue
+                results[m][server].append(figures)
+                print(f"round {round_no + 1} {m} {server}: {json.dumps(figures)}", flush=True)
+    out_dir = HERE / "results"
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / f"raw-{int(time.time())}.json").write_text(json.dumps(results, indent=1))
+    command = "make bench" if not args.quick else "python bench/run.py --quick"
+    for line in write_report(results, rounds, command, Path(args.out)):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create the benchmark environments: bench/.venv (roost from this checkout, uvicorn+Starlette,
+# aiohttp, picows) and bench/.venv-robyn (Robyn 0.88 pins an older uvloop than roost does).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+make_env() {  # make_env DIR REQUIREMENTS [EXTRA PIP ARGS...]
+  local env="$1" req="$2"; shift 2
+  local stamp="$env/.installed-$(cat "$req" "$here/../pyproject.toml" | sha1sum | cut -c1-12)"
+  [ -f "$stamp" ] && return 0
+  python3 -m venv "$env"
+  "$env/bin/pip" install -q --upgrade pip
+  "$env/bin/pip" install -q -r "$req" "$@"
+  rm -f "$env"/.installed-*
+  touch "$stamp"
+}
+make_env "$here/.venv" "$here/requirements.txt" -e "$here/.."
+make_env "$here/.venv-robyn" "$here/requirements-robyn.txt"
+echo "bench environments ready"

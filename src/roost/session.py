@@ -1,0 +1,115 @@
+"""One WebSocket connection's life in the app: on_connect, the handler, then on_close."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from typing import TYPE_CHECKING, Any
+
+from roost.protocol.errors import WebSocketDisconnect
+
+if TYPE_CHECKING:
+    from roost.app import Roost
+    from roost.server.connection import WebSocketChannel
+    from roost.websocket import WebSocket, WebSocketEndpoint
+
+logger = logging.getLogger("roost")
+
+
+async def _call(func: Any, kwargs: dict[str, Any]) -> Any:
+    result = func(**kwargs)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+class Session:
+    """Runs one connection: registers it, runs on_connect then the handler, and runs on_close
+    as soon as the connection has ended, on every close path.
+
+    Close codes: the handler returns → 1000; it raises → 1011 (logged); it is cancelled by a
+    shutdown → 1001. A handler still running ``close_timeout`` seconds after its connection
+    ended is cancelled.
+    """
+
+    __slots__ = ("app", "channel", "endpoint", "in_handler", "kwargs", "task", "ws")
+
+    def __init__(
+        self,
+        app: Roost,
+        endpoint: WebSocketEndpoint,
+        ws: WebSocket,
+        channel: WebSocketChannel,
+        kwargs: dict[str, Any],
+    ) -> None:
+        self.app = app
+        self.endpoint = endpoint
+        self.ws = ws
+        self.channel = channel
+        self.kwargs = kwargs
+        self.task: asyncio.Task[Any] | None = None
+        self.in_handler = True
+
+    def _fill(self, name: str) -> dict[str, Any]:
+        args: dict[str, Any] = self.kwargs[name]
+        for p in self.endpoint.plans[name]:
+            if p.source == "subject":
+                args[p.name] = self.ws
+        return args
+
+    async def run(self) -> None:
+        """The connection's task: on_connect, then the handler, then the close."""
+        channel, endpoint, ws = self.channel, self.endpoint, self.ws
+        server = channel.http.server
+        self.task = task = asyncio.current_task()
+        if task is not None:
+            server.track(task)  # graceful shutdown waits for the handler
+        self.app.connection_opened(ws, channel)
+        channel.add_lost_callback(self.ended)
+        try:
+            if endpoint.on_connect_handler is not None and channel.open:
+                result = await _call(endpoint.on_connect_handler, self._fill("on_connect"))
+                if isinstance(result, str) and channel.open:
+                    await channel.send_text(result)
+            if channel.open:
+                await _call(endpoint.handler, self._fill("handler"))
+        except WebSocketDisconnect:
+            pass
+        except asyncio.CancelledError:
+            channel.close(1001 if server.closing else 1011, "")
+            raise
+        except Exception:
+            logger.exception("WebSocket handler for %s raised; closing with 1011", endpoint.path)
+            channel.close(1011, "internal error")
+        else:
+            channel.close(1000, "")
+        finally:
+            self.in_handler = False
+
+    def ended(self) -> None:
+        """The TCP connection is gone: forget it, run on_close, bound the handler's life."""
+        self.app.connection_closed(self.ws)
+        loop = self.channel.loop
+        self.channel.http.server.track(loop.create_task(self.run_on_close()))
+        if self.in_handler:
+            loop.call_later(self.endpoint.options.close_timeout, self._cancel_if_running)
+
+    def _cancel_if_running(self) -> None:
+        if self.in_handler and self.task is not None and not self.task.done():
+            self.task.cancel()
+
+    async def run_on_close(self) -> None:
+        """Run the endpoint's on_close; a string it returns is sent if the connection still
+        can carry it (it cannot once the connection has ended)."""
+        func = self.endpoint.on_close_handler
+        if func is None:
+            return
+        try:
+            result = await _call(func, self._fill("on_close"))
+            if isinstance(result, str) and self.ws.is_open:
+                await self.ws.send_text(result)
+        except WebSocketDisconnect:
+            pass
+        except Exception:
+            logger.exception("on_close for %s raised", self.endpoint.path)
