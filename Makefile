@@ -19,8 +19,8 @@ demo: $(STAMP)
 	$(PY) -m examples.chat.app --host 127.0.0.1 --port 8080
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests examples compliance
-	$(VENV)/bin/ruff format --check src tests examples compliance
+	$(VENV)/bin/ruff check src tests examples compliance bench
+	$(VENV)/bin/ruff format --check src tests examples compliance bench
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
@@ -38,6 +38,10 @@ compliance: $(STAMP)
 	$(PY) compliance/run.py --full
 
 test: lint typecheck compliance-quick unit
+
+bench: $(STAMP)
+	bash bench/setup.sh
+	bench/.venv/bin/python bench/run.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info src/roost/protocol/*.so
