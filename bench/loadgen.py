@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import resource
@@ -29,11 +30,28 @@ MASK = b"\x11\x22\x33\x44"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def server_cpu(pid: int) -> float:
-    """User plus system CPU seconds of process ``pid`` (and its threads)."""
+def _cpu(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def server_cpu(pid: int) -> float:
+    """User plus system CPU seconds of process ``pid`` (and its threads), plus those of its
+    child processes (the workers of ``--processes N``)."""
+    total = 0.0
+    for p in [pid, *_children(pid)]:
+        with contextlib.suppress(OSError):
+            total += _cpu(p)
+    return total
 
 
 def server_rss(pid: int) -> int:

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from roost.hub.broker import Broker
 from roost.hub.hub import Hub
 from roost.middleware import CORS, DEFAULT_CORS_METHODS, Middlewares
 from roost.params import plan, resolve
@@ -63,6 +64,10 @@ class Roost:
 
     ``Roost(__file__)`` creates an app; ``app.start(host, port)`` serves it. Limits are
     set per server with ``server_options`` and per endpoint in ``@app.websocket``.
+
+    ``broker`` makes ``broadcast``/``send_to``/``disconnect``/``connections`` reach every
+    server of a deployment: a ``redis://`` URL, or a Broker such as ``MemoryBroker()``.
+    Without one (the default) they reach this process, or every worker of ``--processes``.
     """
 
     def __init__(
@@ -70,6 +75,7 @@ class Roost:
         file_object: str = "",
         *,
         server_options: ServerOptions | None = None,
+        broker: str | Broker | None = None,
     ) -> None:
         self.file_object = file_object
         self.server_options = server_options or ServerOptions()
@@ -77,7 +83,7 @@ class Roost:
         self.ws_routes: Router[WebSocketEndpoint] = Router()
         self.global_dependencies: dict[str, Any] = {}
         self.router_dependencies: dict[str, Any] = {}
-        self.hub = Hub()
+        self.hub = Hub(make_broker(broker))
         self.server: Server | None = None
         self._per_ip: dict[str, int] = {}
         self._startup: list[Handler] = []
@@ -538,19 +544,40 @@ class Roost:
         host: str = "127.0.0.1",
         port: int = 8080,
         *,
+        processes: int = 1,
         log_level: str = "INFO",
     ) -> None:
         """Serve until Ctrl-C or SIGTERM, then shut down gracefully.
 
-        The environment (``ROOST_HOST``, ``ROOST_PORT``) overrides the arguments, and the
-        command-line flags ``--host``, ``--port`` and ``--log-level`` override both.
+        ``processes`` > 1 runs that many worker processes sharing the port. The environment
+        (``ROOST_HOST``, ``ROOST_PORT``, ``ROOST_PROCESSES``, ``ROOST_BROKER``) overrides the
+        arguments, and the flags ``--host``, ``--port``, ``--processes``, ``--broker`` and
+        ``--log-level`` override both.
         """
         from roost.runner import run
 
-        run(self, host=host, port=port, log_level=log_level)
+        run(self, host=host, port=port, log_level=log_level, processes=processes)
 
 
 Robyn = Roost
+
+
+def make_broker(broker: str | Broker | None) -> Broker | None:
+    """A Broker from a URL (``redis://`` or ``rediss://``), a Broker, or None."""
+    if broker is None or isinstance(broker, Broker):
+        return broker
+    if broker.startswith(("redis://", "rediss://", "unix://")):
+        from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+        from roost.hub.redis import RedisBroker
+
+        # roost's own options ride in the URL's query; the rest is redis-py's.
+        parts = urlsplit(broker)
+        query = dict(parse_qsl(parts.query))
+        ttl = float(query.pop("presence_ttl", 30.0))
+        url = urlunsplit(parts._replace(query=urlencode(query)))
+        return RedisBroker(url, presence_ttl=ttl)
+    raise ValueError(f"unsupported broker {broker!r}: use a redis:// URL")
 
 
 class SubRouter(Roost):

@@ -2,32 +2,96 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import logging
+import os
+from typing import Any
+
+import orjson
+
+from roost.hub.broker import Broker, Presence
 from roost.hub.registry import Registry
 from roost.server.connection import WebSocketChannel
 
+logger = logging.getLogger("roost.hub")
+
+
+def _pack(data: str | bytes) -> dict[str, str]:
+    if isinstance(data, str):
+        return {"s": data}
+    return {"b": base64.b64encode(data).decode("ascii")}
+
+
+def _unpack(msg: dict[str, Any]) -> str | bytes:
+    if "s" in msg:
+        return str(msg["s"])
+    return base64.b64decode(msg["b"])
+
 
 class Hub:
-    """What the app calls to reach connections by endpoint, room or id.
+    """What the app calls to reach connections by endpoint, room or id, wherever they are.
 
-    With no broker, only this process's connections exist (the embedded default).
+    Without a broker only this process's connections exist (the embedded default). With
+    one, every call reaches every node; each node fans out to its own connections.
     """
 
-    def __init__(self, registry: Registry | None = None) -> None:
-        self.registry = registry or Registry()
+    def __init__(self, broker: Broker | None = None) -> None:
+        self.registry = Registry()
+        self.broker = broker
+        self.node_id = os.urandom(8).hex()
+        self._remote: dict[str, Presence] = {}  # node -> presence, for replicated brokers
+
+    # -- life --------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Connect to the broker, if any (called when the server starts)."""
+        self.node_id = os.urandom(8).hex()  # per process: workers are forked from one app
+        if self.broker is not None:
+            await self.broker.start(self.node_id, self._deliver)
+            self._publish({"t": "hello"})
 
     async def stop(self) -> None:
-        """Disconnect from the broker, if any (called after shutdown)."""
+        """Leave the broker, if any (called after shutdown)."""
+        if self.broker is not None:
+            self._publish({"t": "gone"})
+            await asyncio.sleep(0)
+            await self.broker.stop(self.node_id)
+
+    def _publish(self, msg: dict[str, Any]) -> None:
+        if self.broker is not None:
+            msg["n"] = self.node_id
+            self.broker.publish(orjson.dumps(msg))
+
+    def _presence_changed(self, conn_id: str) -> None:
+        broker = self.broker
+        if broker is None:
+            return
+        endpoint = self.registry.endpoint_of(conn_id)
+        entry = None if endpoint is None else (endpoint, sorted(self.registry.rooms_of(conn_id)))
+        if broker.replicated_presence:
+            self._publish({"t": "p", "id": conn_id, "e": entry})
+        else:
+            broker.presence_update(conn_id, entry)
+
+    # -- local connections -------------------------------------------------------------------
 
     def add(self, conn_id: str, endpoint: str, channel: WebSocketChannel) -> None:
         """A connection opened here."""
         self.registry.add(conn_id, endpoint, channel)
+        self._presence_changed(conn_id)
 
     def remove(self, conn_id: str) -> None:
         """A connection here ended."""
-        self.registry.remove(conn_id)
+        if conn_id in self.registry:
+            self.registry.remove(conn_id)
+            self._presence_changed(conn_id)
+
+    def rooms_of(self, conn_id: str) -> frozenset[str]:
+        """The rooms of a local connection."""
+        return self.registry.rooms_of(conn_id)
+
+    # -- delivery ----------------------------------------------------------------------------
 
     async def broadcast(
         self,
@@ -38,28 +102,110 @@ class Hub:
         exclude: str | None = None,
     ) -> int:
         """Deliver to every connection of ``endpoint`` (or its ``room``); the local count."""
-        return self.registry.broadcast(endpoint, data, room=room, exclude=exclude)
+        sent = self.registry.broadcast(endpoint, data, room=room, exclude=exclude)
+        if self.broker is not None:
+            self._publish({"t": "bc", "ep": endpoint, "r": room, "x": exclude, **_pack(data)})
+        return sent
 
     async def send_to(self, conn_id: str, data: str | bytes) -> bool:
-        """Deliver to one connection; whether it was found open (locally)."""
-        return self.registry.send_to(conn_id, data)
+        """Deliver to one connection; whether it is known to be connected."""
+        if conn_id in self.registry:
+            return self.registry.send_to(conn_id, data)
+        if self.broker is None:
+            return False
+        self._publish({"t": "to", "id": conn_id, **_pack(data)})
+        return await self._known(conn_id)
 
     async def disconnect(self, conn_id: str, code: int = 1000, reason: str = "") -> bool:
-        """Close one connection; whether it was found (locally)."""
-        return self.registry.disconnect(conn_id, code, reason)
+        """Close one connection; whether it is known to be connected."""
+        if conn_id in self.registry:
+            return self.registry.disconnect(conn_id, code, reason)
+        if self.broker is None:
+            return False
+        self._publish({"t": "dc", "id": conn_id, "c": code, "m": reason})
+        return await self._known(conn_id)
 
     async def join(self, conn_id: str, room: str) -> None:
         """Put a connection in a room."""
-        self.registry.join(conn_id, room)
+        if conn_id in self.registry:
+            self.registry.join(conn_id, room)
+            self._presence_changed(conn_id)
+        else:
+            self._publish({"t": "join", "id": conn_id, "r": room})
 
     async def leave(self, conn_id: str, room: str) -> None:
         """Take a connection out of a room."""
-        self.registry.leave(conn_id, room)
+        if conn_id in self.registry:
+            self.registry.leave(conn_id, room)
+            self._presence_changed(conn_id)
+        else:
+            self._publish({"t": "leave", "id": conn_id, "r": room})
 
-    def rooms_of(self, conn_id: str) -> frozenset[str]:
-        """The rooms of a local connection."""
-        return self.registry.rooms_of(conn_id)
+    # -- presence ----------------------------------------------------------------------------
+
+    async def _all_remote(self) -> Presence:
+        if self.broker is None:
+            return {}
+        if self.broker.replicated_presence:
+            merged: Presence = {}
+            for presence in self._remote.values():
+                merged.update(presence)
+            return merged
+        everything = await self.broker.presence_all()
+        return {cid: e for cid, e in everything.items() if cid not in self.registry}
+
+    async def _known(self, conn_id: str) -> bool:
+        return conn_id in await self._all_remote()
 
     async def connections(self, endpoint: str | None = None, room: str | None = None) -> list[str]:
-        """Ids of open connections (presence), optionally of one endpoint and room."""
-        return self.registry.members(endpoint, room)
+        """Ids of open connections across the deployment (presence), optionally of one
+        endpoint and room."""
+        ids = self.registry.members(endpoint, room)
+        for cid, (ep, rooms) in (await self._all_remote()).items():
+            if (endpoint is None or ep == endpoint) and (room is None or room in rooms):
+                ids.append(cid)
+        return ids
+
+    # -- messages from other nodes -----------------------------------------------------------
+
+    def _deliver(self, raw: bytes) -> None:
+        try:
+            msg = orjson.loads(raw)
+            node = msg["n"]
+            if node == self.node_id:
+                return
+            self._apply(node, msg)
+        except Exception:
+            logger.exception("dropped a malformed hub message")
+
+    def _apply(self, node: str, msg: dict[str, Any]) -> None:
+        kind = msg["t"]
+        registry = self.registry
+        if kind == "bc":
+            registry.broadcast(msg["ep"], _unpack(msg), room=msg["r"], exclude=msg["x"])
+        elif kind == "to":
+            registry.send_to(msg["id"], _unpack(msg))
+        elif kind == "dc":
+            registry.disconnect(msg["id"], msg["c"], msg["m"])
+        elif kind in ("join", "leave") and msg["id"] in registry:
+            (registry.join if kind == "join" else registry.leave)(msg["id"], msg["r"])
+            self._presence_changed(msg["id"])
+        elif kind == "p":
+            presence = self._remote.setdefault(node, {})
+            if msg["e"] is None:
+                presence.pop(msg["id"], None)
+            else:
+                endpoint, rooms = msg["e"]
+                presence[msg["id"]] = (endpoint, list(rooms))
+        elif kind == "hello":
+            self._remote.setdefault(node, {})
+            if self.broker is not None and self.broker.replicated_presence:
+                state = {
+                    cid: (registry.endpoint_of(cid), sorted(registry.rooms_of(cid)))
+                    for cid in registry.members()
+                }
+                self._publish({"t": "state", "to": node, "c": state})
+        elif kind == "state" and msg["to"] == self.node_id:
+            self._remote[node] = {cid: (e[0], list(e[1])) for cid, e in msg["c"].items()}
+        elif kind == "gone":
+            self._remote.pop(node, None)

@@ -1,0 +1,70 @@
+"""Brokers carry hub messages between nodes (processes or machines running the same app).
+
+Every node does its own local fan-out, so a broadcast costs one broker message whatever
+the number of connections it reaches. Delivery is at-most-once and in order per publisher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+Deliver = Callable[[bytes], None]
+#: Presence entries: connection id -> (endpoint, rooms).
+Presence = dict[str, tuple[str, list[str]]]
+
+
+class Broker:
+    """Base class. ``publish`` never blocks and keeps order; it never raises when the broker
+    is unreachable (messages are dropped then, and the failure is logged once).
+
+    A broker with ``replicated_presence`` relies on the hub to replicate presence through
+    messages; otherwise it stores presence itself (``presence_*``).
+    """
+
+    replicated_presence = True
+
+    async def start(self, node_id: str, deliver: Deliver) -> None:
+        """Connect; ``deliver(message)`` is then called for every message from other nodes."""
+        raise NotImplementedError
+
+    def publish(self, message: bytes) -> None:
+        """Send ``message`` to every other node."""
+        raise NotImplementedError
+
+    async def stop(self, node_id: str) -> None:
+        """Disconnect."""
+
+    def presence_update(self, conn_id: str, entry: tuple[str, list[str]] | None) -> None:
+        """Record (or, with None, forget) a local connection, for brokers that store presence."""
+
+    async def presence_all(self) -> Presence:
+        """Every connection known to the broker, for brokers that store presence."""
+        return {}
+
+
+class MemoryBroker(Broker):
+    """Nodes in one process: several apps given the same ``MemoryBroker`` behave like servers
+    sharing a Redis, so cluster behaviour can be tested without one.
+
+    Messages go to every node, the sender included; hubs ignore their own.
+    """
+
+    def __init__(self) -> None:
+        self._nodes: dict[str, tuple[asyncio.AbstractEventLoop, Deliver]] = {}
+
+    async def start(self, node_id: str, deliver: Deliver) -> None:
+        self._nodes[node_id] = (asyncio.get_running_loop(), deliver)
+
+    def publish(self, message: bytes) -> None:
+        for loop, deliver in list(self._nodes.values()):
+            loop.call_soon_threadsafe(deliver, message)
+
+    async def stop(self, node_id: str) -> None:
+        self._nodes.pop(node_id, None)
+
+
+def describe(broker: Any) -> str:
+    """A short name for logs."""
+    return type(broker).__name__
