@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from run import PY, free_port, raise_fd_limit
+from run import PY, free_port, raise_fd_limit, run_loadgen
 
 HERE = Path(__file__).resolve().parent
 
@@ -28,28 +28,8 @@ def measure(processes: int, seconds: float) -> dict[str, float]:
     server = subprocess.Popen(args, preexec_fn=raise_fd_limit, stderr=subprocess.DEVNULL)
     try:
         time.sleep(2.0)
-        out = subprocess.run(
-            [
-                PY,
-                str(HERE / "loadgen.py"),
-                "fanout",
-                "--subscribers",
-                "1000",
-                "--window",
-                "16",
-                "--port",
-                str(port),
-                "--pid",
-                str(server.pid),
-                "--seconds",
-                str(seconds),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=True,
-        )
-        return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+        fanout = ["fanout", "--subscribers", "1000", "--window", "16"]
+        return run_loadgen(port, server.pid, fanout, seconds, pin=False)
     finally:
         server.terminate()
         server.wait(timeout=30)

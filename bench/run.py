@@ -75,31 +75,36 @@ def start_server(name: str, port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError(f"{name} did not start")
 
 
+def run_loadgen(
+    port: int, pid: int, args: list[str], seconds: float, pin: bool = True
+) -> dict[str, float]:
+    """Run one load-generator measurement against the server ``pid`` listening on ``port``."""
+    command = [
+        PY,
+        str(HERE / "loadgen.py"),
+        *args,
+        "--port",
+        str(port),
+        "--pid",
+        str(pid),
+        "--seconds",
+        str(seconds),
+    ]
+    out = subprocess.run(
+        ["taskset", "-c", "1", *command] if pin else command,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
 def measure(name: str, args: list[str], seconds: float) -> dict[str, float]:
     port = free_port()
     server = start_server(name, port)
     try:
-        out = subprocess.run(
-            [
-                "taskset",
-                "-c",
-                "1",
-                PY,
-                str(HERE / "loadgen.py"),
-                *args,
-                "--port",
-                str(port),
-                "--pid",
-                str(server.pid),
-                "--seconds",
-                str(seconds),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=True,
-        )
-        return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+        return run_loadgen(port, server.pid, args, seconds)
     finally:
         server.terminate()
         try:

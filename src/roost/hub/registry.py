@@ -114,11 +114,12 @@ class Registry:
         if not targets:
             return 0
         frame = encode_once(message)
-        sent = 0
-        for conn_id, channel in list(targets.items()):
-            if conn_id != exclude and channel.send_nowait(message, frame):
-                sent += 1
-        return sent
+        send = WebSocketChannel.send_nowait
+        if exclude is None:
+            return sum([send(channel, message, frame) for channel in list(targets.values())])
+        return sum(
+            [send(ch, message, frame) for cid, ch in list(targets.items()) if cid != exclude]
+        )
 
     def send_to(self, conn_id: str, message: str | bytes) -> bool:
         """Send to one local connection; False when it is not here or not open."""

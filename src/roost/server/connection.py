@@ -39,6 +39,16 @@ logger = logging.getLogger("roost.server")
 _MAX_PIPELINED = 16
 
 
+def settle(waiter: asyncio.Future[None] | None, exc: Exception | None) -> None:
+    """Wake whoever waits on ``waiter`` (for the socket to drain), with ``exc`` if given."""
+    if waiter is not None and not waiter.done():
+        if exc is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(exc)
+            waiter.exception()  # mark retrieved: nobody may be waiting any more
+
+
 class HttpConnection(asyncio.Protocol):
     """One TCP connection: parses requests, hands each to the app in order, writes replies."""
 
@@ -305,12 +315,7 @@ class HttpConnection(asyncio.Protocol):
 
     def _wake_drain(self, exc: Exception | None) -> None:
         waiter, self._drain_waiter = self._drain_waiter, None
-        if waiter is not None and not waiter.done():
-            if exc is None:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(exc)
-                waiter.exception()  # mark retrieved: nobody may be waiting any more
+        settle(waiter, exc)
 
     def close(self) -> None:
         """Close after what was written is flushed; abort if it is not flushed in time."""
@@ -363,6 +368,7 @@ class WebSocketChannel:
         "_ping_sent",
         "_queue",
         "_reading_paused",
+        "_server",
         "_waiter",
         "client",
         "conn",
@@ -396,7 +402,8 @@ class WebSocketChannel:
         self._disconnect: WebSocketDisconnect | None = None
         self._delivered = False  # a message went to a waiter that has not asked again yet
         self._corked: list[bytes] | None = None  # frames queued by send_nowait, not written yet
-        self._corked_size = 0
+        self._corked_size = 0  # while corked: the socket's buffer plus the corked frames
+        self._server = http.server
         self.write_paused = http._write_paused
         self._drain_waiter: asyncio.Future[None] | None = None
         self._close_handle: asyncio.TimerHandle | None = None
@@ -426,7 +433,9 @@ class WebSocketChannel:
     @property
     def buffered(self) -> int:
         """Bytes queued or written but not yet accepted by the socket."""
-        return self._corked_size + self.transport.get_write_buffer_size()
+        if self._corked is not None:
+            return self._corked_size
+        return self.transport.get_write_buffer_size()
 
     # -- receiving ---------------------------------------------------------------------------
 
@@ -566,10 +575,11 @@ class WebSocketChannel:
         conn = self.conn
         if conn.state is not State.OPEN:
             return False
-        if (
-            self._corked_size + self.transport.get_write_buffer_size()
-            > self.options.max_outbound_buffer
-        ):
+        corked = self._corked
+        if corked is None:
+            # The socket's buffer cannot change before the flush: read it once per turn.
+            self._corked_size = self.transport.get_write_buffer_size()
+        if self._corked_size > self.options.max_outbound_buffer:
             if self.options.slow_consumer == "drop":
                 self.dropped += 1
             else:
@@ -579,10 +589,9 @@ class WebSocketChannel:
             frame = (
                 conn.send_text(message) if isinstance(message, str) else conn.send_binary(message)
             )
-        corked = self._corked
         if corked is None:
             self._corked = [frame]
-            self.http.server.cork(self)
+            self._server.cork(self)
         else:
             corked.append(frame)
         self._corked_size += len(frame)
@@ -594,7 +603,6 @@ class WebSocketChannel:
         if corked is None:
             return
         self._corked = None
-        self._corked_size = 0
         if not self.transport.is_closing():
             self.transport.write(corked[0] if len(corked) == 1 else b"".join(corked))
 
@@ -615,12 +623,7 @@ class WebSocketChannel:
 
     def _wake_drain(self, exc: Exception | None) -> None:
         waiter, self._drain_waiter = self._drain_waiter, None
-        if waiter is not None and not waiter.done():
-            if exc is None:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(exc)
-                waiter.exception()
+        settle(waiter, exc)
 
     # -- closing -----------------------------------------------------------------------------
 

@@ -85,9 +85,16 @@ class Server:
         self._corked.append(channel)
 
     def _flush(self) -> None:
+        """Write every corked channel's frames: one write per connection per turn."""
         corked, self._corked = self._corked, []
-        for channel in corked:
-            channel.flush()
+        for channel in corked:  # WebSocketChannel.flush, inlined: this runs per connection
+            frames = channel._corked
+            if frames is None:
+                continue
+            channel._corked = None
+            transport = channel.transport
+            if not transport.is_closing():
+                transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
 
     def track(self, task: asyncio.Task[None]) -> None:
         """Keep ``task`` (a WebSocket session) so that shutdown can wait for it."""
