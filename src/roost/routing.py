@@ -27,6 +27,7 @@ class Pattern:
 
     @classmethod
     def compile(cls, path: str) -> Pattern:
+        """Compile a route path such as ``/rooms/:room_id``."""
         path = normalize(path)
         names: list[str] = []
         parts: list[str] = []
@@ -46,6 +47,7 @@ class Pattern:
         return cls(path, re.compile("^" + "".join(parts) + "$"), tuple(names))
 
     def match(self, path: str) -> dict[str, str] | None:
+        """The captured parameters when ``path`` matches, else None."""
         if self.regex is None:
             return {} if path == self.path else None
         m = self.regex.match(path)

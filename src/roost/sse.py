@@ -70,6 +70,7 @@ class SSEResponse(StreamingResponse):
         self.keep_alive = keep_alive
 
     def encode(self, item: Any) -> bytes:
+        """One yielded item as an event: SSEMessage as is, anything else as its data."""
         if isinstance(item, SSEMessage):
             return item.encode()
         if isinstance(item, bytes):
@@ -77,6 +78,7 @@ class SSEResponse(StreamingResponse):
         return SSEMessage(item).encode()
 
     async def chunks(self) -> AsyncGenerator[bytes, None]:
+        """The events, with keep-alive comments while the generator is idle."""
         yield b": stream opened\n\n"  # flushes the headers to the browser at once
         items = self.items()
         pending: asyncio.Future[Any] | None = None

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("roost.server")
 
 _MAX_PIPELINED = 16
+_OPEN = State.OPEN
 
 
 def settle(waiter: asyncio.Future[None] | None, exc: Exception | None) -> None:
@@ -364,6 +365,7 @@ class WebSocketChannel:
         "_disconnect",
         "_drain_waiter",
         "_last_message",
+        "_outbound_limit",
         "_ping_handle",
         "_ping_sent",
         "_queue",
@@ -404,6 +406,7 @@ class WebSocketChannel:
         self._corked: list[bytes] | None = None  # frames queued by send_nowait, not written yet
         self._corked_size = 0  # while corked: the socket's buffer plus the corked frames
         self._server = http.server
+        self._outbound_limit = options.max_outbound_buffer
         self.write_paused = http._write_paused
         self._drain_waiter: asyncio.Future[None] | None = None
         self._close_handle: asyncio.TimerHandle | None = None
@@ -573,13 +576,12 @@ class WebSocketChannel:
         was not queued (closed, dropped or over the limit).
         """
         conn = self.conn
-        if conn.state is not State.OPEN:
+        if conn.state is not _OPEN:
             return False
         corked = self._corked
-        if corked is None:
-            # The socket's buffer cannot change before the flush: read it once per turn.
-            self._corked_size = self.transport.get_write_buffer_size()
-        if self._corked_size > self.options.max_outbound_buffer:
+        # The socket's buffer cannot change before the flush: read it once per turn.
+        size = self.transport.get_write_buffer_size() if corked is None else self._corked_size
+        if size > self._outbound_limit:
             if self.options.slow_consumer == "drop":
                 self.dropped += 1
             else:
@@ -594,7 +596,7 @@ class WebSocketChannel:
             self._server.cork(self)
         else:
             corked.append(frame)
-        self._corked_size += len(frame)
+        self._corked_size = size + len(frame)
         return True
 
     def flush(self) -> None:
