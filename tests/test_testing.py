@@ -100,3 +100,40 @@ def test_rejected_handshake_carries_the_status() -> None:
         assert unknown.value.status_code == 404
         with client.websocket_connect("/private?token=t0k") as ws:
             assert ws.receive_text() == "t0k"
+
+
+def test_two_nodes_over_a_memory_broker() -> None:
+    from roost.hub.broker import MemoryBroker
+
+    broker = MemoryBroker()
+
+    def node() -> Roost:
+        app = Roost(__file__, broker=broker)
+
+        @app.websocket("/chat")
+        async def chat(websocket):  # type: ignore[no-untyped-def]
+            await websocket.send_json({"id": websocket.id})
+            while True:
+                await websocket.broadcast(await websocket.receive_text())
+
+        @app.get("/who")
+        async def who():  # type: ignore[no-untyped-def]
+            return {"ids": sorted(await app.connections("/chat"))}
+
+        return app
+
+    with (
+        TestClient(node()) as one,
+        TestClient(node()) as two,
+        one.websocket_connect("/chat") as a,
+        two.websocket_connect("/chat") as b,
+    ):
+        ids = sorted([a.receive_json()["id"], b.receive_json()["id"]])
+        for _ in range(100):
+            if one.get("/who").json()["ids"] == ids:
+                break
+            time.sleep(0.01)
+        assert one.get("/who").json()["ids"] == ids
+        a.send_text("hello other node")
+        assert b.receive_text() == "hello other node"
+        assert a.receive_text() == "hello other node"
