@@ -9,7 +9,12 @@ from hypothesis import strategies as st
 
 from roost.protocol.connection import WebSocketConnection
 from roost.protocol.events import Closed, Ping, Pong
-from roost.protocol.frames import encode_frame, is_valid_close_code
+from roost.protocol.frames import (
+    HAS_SPEEDUPS,
+    _parse_frame_python,
+    encode_frame,
+    is_valid_close_code,
+)
 
 SETTINGS = settings(max_examples=150, deadline=None)
 MASK = st.binary(min_size=4, max_size=4)
@@ -81,3 +86,34 @@ def test_fragmented_text_split_anywhere_decodes_identically(
     for start in range(0, len(wire), tcp_split):  # TCP may split anywhere too
         events += server.receive_data(wire[start : start + tcp_split])
     assert events == [text]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    data=st.one_of(
+        st.binary(max_size=300),
+        st.builds(
+            lambda op, payload, fin, mask, cut: encode_frame(op, payload, fin=fin, mask=mask)[
+                : cut if cut else None
+            ],
+            st.sampled_from([0, 1, 2, 3, 8, 9, 10, 11]),
+            st.binary(max_size=300),
+            st.booleans(),
+            st.one_of(st.none(), MASK),
+            st.integers(0, 320),
+        ),
+    ),
+    pos=st.integers(0, 4),
+    expect_mask=st.sampled_from([0, 0x80]),
+    limit=st.integers(0, 400),
+)
+def test_c_and_python_frame_parsers_agree(
+    data: bytes, pos: int, expect_mask: int, limit: int
+) -> None:
+    if not HAS_SPEEDUPS:
+        return  # the fallback is what runs; the tests above cover it
+    from roost.protocol._speedups import parse_frame as c_parse_frame
+
+    expected = _parse_frame_python(data, pos, expect_mask, limit)
+    assert c_parse_frame(data, pos, expect_mask, limit) == expected
+    assert c_parse_frame(bytearray(data), pos, expect_mask, limit) == expected

@@ -15,6 +15,7 @@ from roost.protocol.deflate import PerMessageDeflate
 from roost.protocol.errors import InvalidState, ProtocolError
 from roost.protocol.events import Closed, Event, Ping, Pong
 from roost.protocol.frames import (
+    VIOLATIONS,
     CloseCode,
     Opcode,
     apply_mask,
@@ -22,6 +23,7 @@ from roost.protocol.frames import (
     encode_close_payload,
     encode_frame,
     is_valid_close_code,
+    parse_frame,
 )
 
 DEFAULT_MAX_MESSAGE_SIZE: Final = 1_048_576
@@ -117,54 +119,19 @@ class WebSocketConnection:
             buf = data
         n = len(buf)
         pos = 0
+        expect = self._expect_mask
         try:
             while n - pos >= 2:
-                b0 = buf[pos]
-                b1 = buf[pos + 1]
-                length = b1 & 0x7F
-                start = pos + 2
-                if length == 126:
-                    if n - pos < 4:
-                        break
-                    length = (buf[pos + 2] << 8) | buf[pos + 3]
-                    start = pos + 4
-                elif length == 127:
-                    if n - pos < 10:
-                        break
-                    length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-                    start = pos + 10
-                    if length >> 63:
-                        raise ProtocolError(1002, "64-bit length with the high bit set")
-                if b1 & 0x80 != self._expect_mask:
-                    raise ProtocolError(
-                        1002, "unmasked client frame" if not self.client else "masked server frame"
-                    )
-                opcode = b0 & 0x0F
-                if opcode & 0x8:
-                    if length > 125:
-                        raise ProtocolError(1002, "control frame payload over 125 bytes")
-                    if not b0 & 0x80:
-                        raise ProtocolError(1002, "fragmented control frame")
-                elif self._frag_size + length > self.max_message_size:
-                    raise ProtocolError(1009, "message over the size limit")
-                if self._expect_mask:
-                    end = start + 4 + length
-                    if end > n:
-                        if n > start + 4 and self._is_plain_text(b0, opcode):
-                            self._check_partial_text(buf, start + 4, n, buf[start : start + 4])
-                        break
-                    payload = apply_mask(buf[start + 4 : end], buf[start : start + 4])
-                else:
-                    end = start + length
-                    if end > n:
-                        if n > start and self._is_plain_text(b0, opcode):
-                            self._check_partial_text(buf, start, n, None)
-                        break
-                    payload = bytes(buf[start:end])
+                result = parse_frame(buf, pos, expect, self.max_message_size - self._frag_size)
+                if result is None:
+                    self._incomplete(buf, pos, n)
+                    break
+                if result.__class__ is int:
+                    raise ProtocolError(*VIOLATIONS[result])
+                b0, payload, pos = result  # type: ignore[misc]
                 if self._partial is not None:
                     self._partial = None
                     self._partial_done = 0
-                pos = end
                 if b0 == 0x81 and not self._frag_opcode:  # whole, uncompressed text: the hot path
                     try:
                         events.append(payload.decode("utf-8"))
@@ -173,7 +140,7 @@ class WebSocketConnection:
                 elif b0 == 0x82 and not self._frag_opcode:
                     events.append(payload)
                 else:
-                    self._handle_frame(b0, opcode, payload, events)
+                    self._handle_frame(b0, b0 & 0x0F, payload, events)
                     if self.closed:
                         break
         except ProtocolError as exc:
@@ -191,6 +158,19 @@ class WebSocketConnection:
         elif pos < n:
             self._buf = bytearray(buf[pos:])
         return events
+
+    def _incomplete(self, buf: bytes | bytearray, pos: int, n: int) -> None:
+        """The frame at ``pos`` is not complete: check the text it carries so far."""
+        b0 = buf[pos]
+        if not self._is_plain_text(b0, b0 & 0x0F):
+            return
+        length = buf[pos + 1] & 0x7F
+        start = pos + 2 + (2 if length == 126 else 8 if length == 127 else 0)
+        if self._expect_mask:
+            if n > start + 4:
+                self._check_partial_text(buf, start + 4, n, buf[start : start + 4])
+        elif n > start:
+            self._check_partial_text(buf, start, n, None)
 
     def _is_plain_text(self, b0: int, opcode: int) -> bool:
         """Whether an incomplete frame carries uncompressed text that can be checked early."""

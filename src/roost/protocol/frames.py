@@ -71,19 +71,82 @@ def _apply_mask_python(data: bytes | bytearray, mask: bytes | bytearray) -> byte
 ApplyMask = Callable[[bytes | bytearray, bytes | bytearray], bytes]
 
 
-def _load_apply_mask() -> tuple[ApplyMask, bool]:
+#: What ``parse_frame`` returns: None (incomplete), a violation number, or a frame.
+ParseResult = None | int | tuple[int, bytes, int]
+ParseFrame = Callable[[bytes | bytearray, int, int, int], ParseResult]
+
+#: The violations ``parse_frame`` reports, as close codes and reasons.
+VIOLATIONS: Final = {
+    1: (1002, "wrong mask bit: clients must mask, servers must not"),
+    2: (1002, "control frame payload over 125 bytes"),
+    3: (1002, "fragmented control frame"),
+    4: (1002, "64-bit length with the high bit set"),
+    5: (1009, "message over the size limit"),
+}
+
+
+def _parse_frame_python(
+    buf: bytes | bytearray, pos: int, expect_mask: int, limit: int
+) -> ParseResult:
+    """One frame from ``buf[pos:]`` (sections 5.2 and 5.3): None when it is not complete,
+    a key of VIOLATIONS when its header breaks the RFC (or a data frame is over ``limit``
+    bytes), else ``(first header byte, unmasked payload, position after the frame)``."""
+    n = len(buf)
+    if n - pos < 2:
+        return None
+    b0 = buf[pos]
+    b1 = buf[pos + 1]
+    length = b1 & 0x7F
+    start = pos + 2
+    if length == 126:
+        if n - pos < 4:
+            return None
+        length = (buf[pos + 2] << 8) | buf[pos + 3]
+        start = pos + 4
+    elif length == 127:
+        if n - pos < 10:
+            return None
+        length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+        start = pos + 10
+        if length >> 63:
+            return 4
+    if (b1 & 0x80) != (0x80 if expect_mask else 0):
+        return 1
+    if b0 & 0x08:
+        if length > 125:
+            return 2
+        if not b0 & 0x80:
+            return 3
+    elif length > limit:
+        return 5
+    if expect_mask:
+        end = start + 4 + length
+        if end > n:
+            return None
+        return b0, apply_mask(buf[start + 4 : end], buf[start : start + 4]), end
+    end = start + length
+    if end > n:
+        return None
+    return b0, bytes(buf[start:end]), end
+
+
+def _load_speedups() -> tuple[ApplyMask, ParseFrame, bool]:
     if os.environ.get("ROOST_NO_EXTENSIONS"):
-        return _apply_mask_python, False
+        return _apply_mask_python, _parse_frame_python, False
     try:
         from roost.protocol._speedups import apply_mask as c_apply_mask
+        from roost.protocol._speedups import parse_frame as c_parse_frame
     except ImportError:
-        return _apply_mask_python, False
-    return c_apply_mask, True
+        return _apply_mask_python, _parse_frame_python, False
+    return c_apply_mask, c_parse_frame, True
 
 
 #: ``apply_mask(data, mask)``: XOR ``data`` with the repeated 4-byte ``mask`` (section 5.3);
-#: the C accelerator when it is built and ROOST_NO_EXTENSIONS is unset, else pure Python.
-apply_mask, HAS_SPEEDUPS = _load_apply_mask()
+#: ``parse_frame(buf, pos, expect_mask, limit)``: see ``_parse_frame_python``. Both are the C
+#: accelerator when it is built and ROOST_NO_EXTENSIONS is unset, else pure Python.
+apply_mask: ApplyMask
+parse_frame: ParseFrame
+apply_mask, parse_frame, HAS_SPEEDUPS = _load_speedups()
 
 _pack_h: Final = struct.Struct("!BBH").pack
 _pack_q: Final = struct.Struct("!BBQ").pack
