@@ -27,7 +27,8 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(PY) -m pytest -q
-	ROOST_NO_EXTENSIONS=1 $(PY) -m pytest -q tests/protocol tests/integration/test_echo.py
+	ROOST_NO_EXTENSIONS=1 $(PY) -m pytest -q tests/protocol tests/integration/test_echo.py \
+		tests/integration/test_bad_input.py
 
 compliance-quick: $(STAMP)
 	bash compliance/setup.sh
