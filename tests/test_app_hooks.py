@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import websockets
 
 from roost import Request, Response, Roost, SubRouter
@@ -111,3 +112,28 @@ async def test_unhandled_error_is_500_and_server_keeps_serving(serve) -> None:  
     async with serve(app) as server:
         assert (await request(server.port, "GET", "/boom")).status == 500
         assert (await request(server.port, "GET", "/ok")).body == b"fine"
+
+
+def test_cors_refuses_credentials_with_the_wildcard_origin() -> None:
+    app = Roost(__file__)
+    with pytest.raises(ValueError, match="allow_credentials=True cannot be combined"):
+        app.add_cors(allow_credentials=True)
+    with pytest.raises(ValueError, match="wildcard"):
+        app.add_cors(["https://a.example", "*"], allow_credentials=True)
+
+
+async def test_cors_with_credentials_reflects_only_listed_origins(serve) -> None:  # type: ignore[no-untyped-def]
+    app = Roost(__file__)
+
+    @app.get("/me")
+    def me():  # type: ignore[no-untyped-def]
+        return {"user": "ann"}
+
+    app.add_cors(["https://app.example"], allow_credentials=True)
+    async with serve(app) as server:
+        good = await request(server.port, "GET", "/me", headers={"Origin": "https://app.example"})
+        assert good.headers["access-control-allow-origin"] == "https://app.example"
+        assert good.headers["access-control-allow-credentials"] == "true"
+        evil = await request(server.port, "GET", "/me", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in evil.headers
+        assert "access-control-allow-credentials" not in evil.headers

@@ -1,6 +1,7 @@
 """roost: a fast async Python web framework for real-time apps."""
 
 from roost.app import Robyn, Roost, SubRouter
+from roost.calls import inline
 from roost.protocol.errors import (
     ClientDisconnected,
     HandshakeError,
@@ -39,6 +40,7 @@ __all__ = [
     "WebSocketDisconnect",
     "WebSocketEndpoint",
     "WebSocketOptions",
+    "inline",
     "serve_file",
     "serve_html",
 ]

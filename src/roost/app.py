@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from roost.calls import DEFAULT_SYNC_THREADS, Caller
 from roost.hub.broker import Broker
 from roost.hub.hub import Hub
 from roost.middleware import CORS, DEFAULT_CORS_METHODS, Middlewares
+from roost.origins import OriginPolicy
 from roost.params import plan, resolve
 from roost.protocol.deflate import PerMessageDeflate
 from roost.protocol.errors import ClientDisconnected, HandshakeError, HttpError
@@ -23,7 +24,7 @@ from roost.protocol.handshake import (
 from roost.protocol.http import HttpRequest
 from roost.requests import Client, QueryParams, Request
 from roost.responses import Response, StreamingResponse, plain, to_response
-from roost.routing import Pattern, Router, normalize
+from roost.routing import Pattern, Router, canonical, normalize
 from roost.server.connection import HttpConnection, WebSocketChannel
 from roost.server.options import ServerOptions, WebSocketOptions
 from roost.server.serve import Server
@@ -37,26 +38,26 @@ Handler = Callable[..., Any]
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
 
-async def call(func: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-    """Call a sync or async callable with ``kwargs``."""
-    result = func(**kwargs)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
-
-
 class HttpRoute:
-    """One HTTP handler and its resolution plan."""
+    """One HTTP handler, its resolution plan, and what its hooks are matched against: the
+    route's shape and the routers (``scopes``) it was registered through."""
 
-    __slots__ = ("handler", "params", "path", "router_dependencies")
+    __slots__ = ("handler", "params", "path", "router_dependencies", "scopes", "shape")
 
     def __init__(
-        self, path: str, handler: Handler, params: Any, router_dependencies: dict[str, Any]
+        self,
+        path: str,
+        handler: Handler,
+        params: Any,
+        router_dependencies: dict[str, Any],
+        scopes: frozenset[object] = frozenset(),
     ) -> None:
         self.path = path
         self.handler = handler
         self.params = params
         self.router_dependencies = router_dependencies
+        self.scopes = scopes
+        self.shape = Pattern.compile(path).shape
 
 
 class Roost:
@@ -68,7 +69,17 @@ class Roost:
     ``broker`` makes ``broadcast``/``send_to``/``disconnect``/``connections`` reach every
     server of a deployment: a ``redis://`` URL, or a Broker such as ``MemoryBroker()``.
     Without one (the default) they reach this process, or every worker of ``--processes``.
+
+    ``origins`` is the default ``Origin`` policy of the app's WebSocket endpoints: None (the
+    default) accepts browsers only from the request's own host (and clients that send no
+    ``Origin``); a list allows exactly those origins; ``"*"`` allows any.
+
+    ``sync_threads`` (40): the threads that run sync handlers, hooks and callbacks, so that a
+    blocking one does not stall the server (``@roost.inline`` keeps a trivial one on the loop).
     """
+
+    #: Routes and hooks registered through this router carry this token (None for an app).
+    scope: object | None = None
 
     def __init__(
         self,
@@ -76,6 +87,8 @@ class Roost:
         *,
         server_options: ServerOptions | None = None,
         broker: str | Broker | None = None,
+        origins: str | list[str] | tuple[str, ...] | None = None,
+        sync_threads: int = DEFAULT_SYNC_THREADS,
     ) -> None:
         self.file_object = file_object
         self.server_options = server_options or ServerOptions()
@@ -85,7 +98,8 @@ class Roost:
         self.router_dependencies: dict[str, Any] = {}
         self.hub = Hub(make_broker(broker))
         self.server: Server | None = None
-        self._per_ip: dict[str, int] = {}
+        self.origins = OriginPolicy.from_option(origins)
+        self.calls = Caller(sync_threads)
         self._startup: list[Handler] = []
         self._shutdown: list[Handler] = []
         self.middlewares = Middlewares()
@@ -111,16 +125,28 @@ class Roost:
         handler: Handler,
         *,
         router_dependencies: dict[str, Any] | None = None,
+        scopes: frozenset[object] = frozenset(),
     ) -> Handler:
         """Route ``method`` requests on ``path`` (``/items/:id`` captures ``id``) to ``handler``."""
+        self._registering()
         method = method.upper()
         if method not in HTTP_METHODS:
             raise ValueError(f"unsupported HTTP method {method!r}")
         path = normalize(path)
         params = plan(handler, subject="request", path_params=Pattern.compile(path).params)
         deps = self.router_dependencies if router_dependencies is None else router_dependencies
-        self.http_routes.add(method, path, HttpRoute(path, handler, params, deps))
+        route = HttpRoute(path, handler, params, deps, scopes | self._own_scopes())
+        self.http_routes.add(method, path, route)
         return handler
+
+    def _own_scopes(self) -> frozenset[object]:
+        return frozenset() if self.scope is None else frozenset((self.scope,))
+
+    def _registering(self) -> None:
+        """Called before anything is registered (a SubRouter refuses once it is mounted)."""
+
+    def _mounted(self) -> None:
+        """Called when this router is mounted in another with ``include_router``."""
 
     def _method(self, method: str, path: str) -> Callable[[Handler], Handler]:
         def decorator(handler: Handler) -> Handler:
@@ -169,12 +195,16 @@ class Roost:
         """Route WebSocket connections on ``path`` to the decorated handler.
 
         Connections are accepted before the handler runs. ``subprotocols``: the server's
-        supported subprotocols, in preference order. ``origins``: if given, the allowed
-        ``Origin`` values (others get 403). Other keyword arguments are WebSocketOptions
-        (``max_message_size=1_048_576``, ``ping_interval=20``, ``compression=True``, ...).
+        supported subprotocols, in preference order. ``origins``: the ``Origin`` values
+        allowed to connect (a list, or ``"*"`` for any); by default the app's policy, which
+        accepts only the request's own host and clients that send no ``Origin`` (others get
+        403). Other keyword arguments are WebSocketOptions (``max_message_size=1_048_576``,
+        ``ping_interval=20``, ``compression=True``, ...).
         """
+        self._registering()
         ws_options = WebSocketOptions(**options)
         path = normalize(path)
+        policy = OriginPolicy.from_option(origins) if origins is not None else None
 
         def decorator(handler: Handler) -> WebSocketEndpoint:
             endpoint = WebSocketEndpoint(
@@ -182,8 +212,9 @@ class Roost:
                 handler,
                 options=ws_options,
                 subprotocols=tuple(subprotocols),
-                origins=tuple(origins) if origins is not None else None,
+                origins=policy,
                 router_dependencies=self.router_dependencies,
+                scopes=self._own_scopes(),
             )
             self.ws_routes.add("GET", path, endpoint)
             return endpoint
@@ -203,26 +234,33 @@ class Roost:
         return handler
 
     def before_request(self, path: str | None = None) -> Callable[[Handler], Handler]:
-        """Register a middleware run before the handler, for every request or for ``path``.
+        """Register a middleware run before the handler: for every request (on a SubRouter:
+        every request to its routes), or for the route ``path``, whatever spelling of the
+        path reached it. It also runs on WebSocket handshakes, before the origin check and
+        ``before_connect``.
 
-        It receives the Request and returns it (or None) to go on, or a Response to answer.
+        It receives the Request and returns it (or None) to go on, or a Response to answer
+        (for a handshake: to reject it with that response).
         """
 
         def decorator(func: Handler) -> Handler:
-            self.middlewares.add_before(path, func)
+            self._registering()
+            self.middlewares.add_before(_hook_path(path), func, scope=_hook_scope(self, path))
             return func
 
         return decorator
 
     def after_request(self, path: str | None = None) -> Callable[[Handler], Handler]:
-        """Register a middleware run after the handler, for every request or for ``path``.
+        """Register a middleware run after the handler, scoped as ``before_request`` (HTTP
+        requests only).
 
         It receives the Response (or the Request and the Response) and returns the Response
         to send (or None to keep it).
         """
 
         def decorator(func: Handler) -> Handler:
-            self.middlewares.add_after(path, func)
+            self._registering()
+            self.middlewares.add_after(_hook_path(path), func, scope=_hook_scope(self, path))
             return func
 
         return decorator
@@ -270,7 +308,12 @@ class Roost:
 
     def include_router(self, router: Roost) -> None:
         """Mount a SubRouter: its routes and WebSocket endpoints under its prefix, with its
-        own ``inject`` dependencies and middlewares."""
+        own ``inject`` dependencies and middlewares (its router-wide hooks run for its routes
+        and handshakes only). Register everything on the router before mounting it."""
+        self._registering()
+        if router is self:
+            raise ValueError("a router cannot include itself")
+        router._mounted()
         prefix = getattr(router, "prefix", "")
         for method, path, route in router.http_routes.entries():
             self.add_route(
@@ -278,15 +321,12 @@ class Roost:
                 _join(prefix, path),
                 route.handler,
                 router_dependencies=route.router_dependencies,
+                scopes=route.scopes,
             )
         for _, path, endpoint in router.ws_routes.entries():
-            endpoint.path = _join(prefix, path)
-            endpoint.plans.clear()
+            endpoint.mount(_join(prefix, path), self._own_scopes())
             self.ws_routes.add("GET", endpoint.path, endpoint)
-        for pattern, func in router.middlewares.before:
-            self.middlewares.add_before(_join(prefix, pattern.path) if pattern else prefix, func)
-        for pattern, func, _ in router.middlewares.after:
-            self.middlewares.add_after(_join(prefix, pattern.path) if pattern else prefix, func)
+        self.middlewares.include(router.middlewares, prefix)
 
     # -- delivery from anywhere --------------------------------------------------------------
 
@@ -360,13 +400,20 @@ class Roost:
         cors = self.cors
         if cors is not None and cors.is_preflight(req):
             return cors.preflight(req)
-        before = await self.middlewares.run_before(req)
+        # Hooks are matched against the route that was chosen, never the raw path.
+        where: dict[str, Any] = {
+            "path": canonical(request.path),
+            "shape": route.shape if route is not None else None,
+            "scopes": route.scopes if route is not None else (),
+        }
+        call = self.calls.call
+        before = await self.middlewares.run_before(req, call, **where)
         if isinstance(before, Response):
             response = before
         else:
             req = before
             response = await self._respond(route, req, known)
-        response = await self.middlewares.run_after(req, response)
+        response = await self.middlewares.run_after(req, response, call, **where)
         if cors is not None:
             cors.decorate(req, response)
         return response
@@ -389,11 +436,11 @@ class Roost:
         except HttpError as exc:
             return plain(exc.status, exc.reason)
         try:
-            return to_response(await call(route.handler, kwargs))
+            return to_response(await self.calls.call(route.handler, **kwargs))
         except Exception as exc:
             if self._exception_handler is None:
                 raise
-            return to_response(await call_positional(self._exception_handler, exc))
+            return to_response(await self.calls.call(self._exception_handler, exc))
 
     async def _handle_upgrade(
         self, request: HttpRequest, conn: HttpConnection
@@ -434,25 +481,38 @@ class Roost:
     async def _check_upgrade(
         self, request: HttpRequest, conn: HttpConnection
     ) -> tuple[WebSocketEndpoint, dict[str, str], dict[str, Any]]:
-        """Every check before the 101, in order: route, handshake, origin, limits, params,
-        before_connect. Raises HandshakeError or _Rejected."""
+        """Every check before the 101, in order: route, handshake, before_request hooks,
+        origin, params, before_connect. (Connection limits apply earlier, when the TCP
+        connection is accepted.) Raises HandshakeError or _Rejected."""
         endpoint, path_params, known = self.ws_routes.match("GET", request.path)
         if endpoint is None:
             raise HandshakeError(404 if not known else 405, "no WebSocket endpoint at this path")
         validate_request(request.method, request.headers)
-        if endpoint.origins is not None:
-            origin = request.headers.get("origin")
-            if origin not in endpoint.origins:
-                raise HandshakeError(403, f"origin {origin!r} is not allowed")
-        server = conn.server
-        ip = conn.client[0]
-        if len(server.channels) >= server.options.max_connections:
-            raise HandshakeError(503, "too many connections", [("retry-after", "1")])
-        per_ip = server.options.max_connections_per_ip
-        if per_ip is not None and self._per_ip.get(ip, 0) >= per_ip:
-            raise HandshakeError(
-                503, "too many connections from this address", [("retry-after", "1")]
+        req = Request(
+            method=request.method,
+            path=request.path,
+            query_string=request.query_string,
+            headers=request.headers,
+            body=b"",
+            client=Client(*conn.client),
+            path_params=path_params,
+            url=request.target,
+        )
+        if self.middlewares.before:
+            before = await self.middlewares.run_before(
+                req,
+                self.calls.call,
+                path=canonical(request.path),
+                shape=endpoint.shape,
+                scopes=endpoint.scopes,
             )
+            if isinstance(before, Response):
+                raise _Rejected(before)
+            req = before
+        policy = endpoint.origins or self.origins
+        refusal = policy.check(request.headers.get("origin"), request.headers.get("host"))
+        if refusal is not None:
+            raise HandshakeError(403, f"{refusal} (WebSocket endpoint {endpoint.path})")
         query = QueryParams(request.query_string)
         kwargs: dict[str, Any] = {"__query__": query}
         for name, func in (
@@ -479,36 +539,18 @@ class Roost:
             except HttpError as exc:
                 raise HandshakeError(exc.status, exc.reason) from None
         if endpoint.before_connect_handler is not None:
-            req = Request(
-                method=request.method,
-                path=request.path,
-                query_string=request.query_string,
-                headers=request.headers,
-                body=b"",
-                client=Client(*conn.client),
-                path_params=path_params,
-                url=request.target,
-            )
-            result = await call_positional(endpoint.before_connect_handler, req)
+            result = await self.calls.call(endpoint.before_connect_handler, req)
             if result is not None:
                 raise _Rejected(to_response(result))
         return endpoint, path_params, kwargs
 
     def connection_opened(self, ws: WebSocket, channel: WebSocketChannel) -> None:
         """Register a connection that has just opened."""
-        ip = ws.client.ip
-        self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
         self.hub.add(ws.id, ws.endpoint, channel)
 
     def connection_closed(self, ws: WebSocket) -> None:
         """Forget a connection that has ended."""
         self.hub.remove(ws.id)
-        ip = ws.client.ip
-        count = self._per_ip.get(ip, 1) - 1
-        if count:
-            self._per_ip[ip] = count
-        else:
-            self._per_ip.pop(ip, None)
 
     # -- serving -----------------------------------------------------------------------------
 
@@ -524,7 +566,7 @@ class Roost:
         await server.listen(host, port, **listen)
         self.server = server
         for hook in self._startup:
-            await call(hook, {})
+            await self.calls.call(hook)
         return server
 
     async def shutdown(self, *, code: int = 1001, reason: str = "server shutting down") -> None:
@@ -535,9 +577,10 @@ class Roost:
         await self.hub.stop()
         for hook in self._shutdown:
             try:
-                await call(hook, {})
+                await self.calls.call(hook)
             except Exception:
                 logger.exception("shutdown handler raised")
+        self.calls.close()
 
     def start(
         self,
@@ -587,6 +630,40 @@ class SubRouter(Roost):
     def __init__(self, file_object: str = "", prefix: str = "") -> None:
         super().__init__(file_object)
         self.prefix = normalize(prefix) if prefix.strip("/") else ""
+        self.scope = _RouterScope(self.prefix)
+        self._is_mounted = False
+
+    def _registering(self) -> None:
+        if self._is_mounted:
+            raise RuntimeError(
+                f"SubRouter {self.prefix or '/'!r} is already mounted with include_router: "
+                "register its routes and hooks before mounting it"
+            )
+
+    def _mounted(self) -> None:
+        self._registering()
+        self._is_mounted = True
+
+
+class _RouterScope:
+    """The token that ties a SubRouter's router-wide hooks to its routes."""
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def __repr__(self) -> str:
+        return f"<router {self.prefix or '/'}>"
+
+
+def _hook_path(path: str | None) -> str | None:
+    return None if path is None else normalize(path)
+
+
+def _hook_scope(router: Roost, path: str | None) -> object | None:
+    """A hook without a path is router-wide on a SubRouter, global on an app."""
+    return router.scope if path is None else None
 
 
 def _join(prefix: str, path: str) -> str:
@@ -599,14 +676,6 @@ class _Rejected(Exception):
     def __init__(self, response: Response) -> None:
         super().__init__(response.status_code)
         self.response = response
-
-
-async def call_positional(func: Callable[..., Any], arg: Any) -> Any:
-    """Call a sync or async callable with one positional argument."""
-    result = func(arg)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
 
 
 __all__ = ["ClientDisconnected", "Robyn", "Roost", "SubRouter"]

@@ -1,9 +1,14 @@
-"""Request hooks: before/after middlewares (global or per path) and the CORS policy."""
+"""Request hooks: before/after middlewares (global, per route path, or per router) and CORS.
+
+Hooks are matched against the route a request reached, never against the raw path: every
+spelling of a path that reaches a handler (``/a/7``, ``/a/7/``, ``/a/7//``, ``/a%2F7``) runs
+the same hooks.
+"""
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,15 +17,47 @@ from roost.responses import Response, to_response
 from roost.routing import Pattern
 
 Middleware = Callable[..., Any]
+#: How hooks are called: ``await call(func, *args)`` (see roost.calls.Caller.call).
+Call = Callable[..., Awaitable[Any]]
 DEFAULT_CORS_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD")
 
 
-async def _maybe_await(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
+@dataclass(frozen=True, slots=True)
+class Hook:
+    """One before or after hook and where it applies.
+
+    ``scope`` set: a router-wide hook of a SubRouter, for the routes registered through it.
+    ``pattern`` set: a hook for one route path. Neither: a hook for every request.
+    """
+
+    func: Middleware
+    pattern: Pattern | None = None
+    scope: object | None = None
+    arity: int = 1
+
+    def applies(self, path: str, shape: str | None, scopes: Collection[object]) -> bool:
+        """Whether the hook runs for a request that reached a route of ``shape`` (None when
+        no route matched) and router ``scopes``, at the canonical ``path``."""
+        if self.scope is not None:
+            return self.scope in scopes
+        pattern = self.pattern
+        if pattern is None:
+            return True
+        return pattern.shape == shape or pattern.match(path) is not None
+
+
+def _positional_arity(func: Middleware) -> int:
+    return len(
+        [
+            p
+            for p in inspect.signature(func).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    )
 
 
 class Middlewares:
-    """Ordered before/after hooks. A hook bound to a path runs only for requests on it.
+    """Ordered before/after hooks.
 
     A before hook receives the Request and returns it (possibly changed), None (unchanged),
     or a Response to answer at once. An after hook receives the Response (or the Request and
@@ -28,33 +65,49 @@ class Middlewares:
     """
 
     def __init__(self) -> None:
-        self.before: list[tuple[Pattern | None, Middleware]] = []
-        self.after: list[tuple[Pattern | None, Middleware, int]] = []
+        self.before: list[Hook] = []
+        self.after: list[Hook] = []
 
     def __bool__(self) -> bool:
         return bool(self.before or self.after)
 
-    def add_before(self, path: str | None, func: Middleware) -> None:
-        """Register a before hook, for every request or for ``path`` only."""
-        self.before.append((Pattern.compile(path) if path else None, func))
+    def add_before(
+        self, path: str | None, func: Middleware, *, scope: object | None = None
+    ) -> None:
+        """Register a before hook: for every request, for route ``path``, or (``scope``)
+        for the routes of one router."""
+        pattern = Pattern.compile(path) if path is not None else None
+        self.before.append(Hook(func, pattern, scope))
 
-    def add_after(self, path: str | None, func: Middleware) -> None:
-        """Register an after hook, for every request or for ``path`` only."""
-        arity = len(
-            [
-                p
-                for p in inspect.signature(func).parameters.values()
-                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-            ]
-        )
-        self.after.append((Pattern.compile(path) if path else None, func, arity))
+    def add_after(self, path: str | None, func: Middleware, *, scope: object | None = None) -> None:
+        """Register an after hook, scoped as ``add_before``."""
+        pattern = Pattern.compile(path) if path is not None else None
+        self.after.append(Hook(func, pattern, scope, _positional_arity(func)))
 
-    async def run_before(self, request: Request) -> Request | Response:
-        """Run the before hooks in order; stop at the first that answers."""
-        for pattern, func in self.before:
-            if pattern is not None and pattern.match(request.path) is None:
+    def include(self, other: Middlewares, prefix: str) -> None:
+        """Take a mounted router's hooks: path-scoped ones under ``prefix``; router-wide ones
+        keep their scope, so they apply to that router's routes only."""
+        for mine, theirs in ((self.before, other.before), (self.after, other.after)):
+            for hook in theirs:
+                pattern = hook.pattern
+                if pattern is not None and prefix:
+                    pattern = Pattern.compile(prefix + pattern.path)
+                mine.append(Hook(hook.func, pattern, hook.scope, hook.arity))
+
+    async def run_before(
+        self,
+        request: Request,
+        call: Call,
+        *,
+        path: str,
+        shape: str | None,
+        scopes: Collection[object] = (),
+    ) -> Request | Response:
+        """Run the before hooks that apply, in order; stop at the first that answers."""
+        for hook in self.before:
+            if not hook.applies(path, shape, scopes):
                 continue
-            result = await _maybe_await(func(request))
+            result = await call(hook.func, request)
             if result is None:
                 continue
             if isinstance(result, Request):
@@ -63,12 +116,24 @@ class Middlewares:
                 return to_response(result)
         return request
 
-    async def run_after(self, request: Request, response: Response) -> Response:
-        """Run the after hooks in order, each on the previous one's response."""
-        for pattern, func, arity in self.after:
-            if pattern is not None and pattern.match(request.path) is None:
+    async def run_after(
+        self,
+        request: Request,
+        response: Response,
+        call: Call,
+        *,
+        path: str,
+        shape: str | None,
+        scopes: Collection[object] = (),
+    ) -> Response:
+        """Run the after hooks that apply, in order, each on the previous one's response."""
+        for hook in self.after:
+            if not hook.applies(path, shape, scopes):
                 continue
-            result = await _maybe_await(func(request, response) if arity >= 2 else func(response))
+            if hook.arity >= 2:
+                result = await call(hook.func, request, response)
+            else:
+                result = await call(hook.func, response)
             if result is not None:
                 response = to_response(result)
         return response
@@ -78,8 +143,9 @@ class Middlewares:
 class CORS:
     """A CORS policy: which origins may call the app from a browser, with what.
 
-    ``origins`` may contain ``"*"``. With ``allow_credentials`` the request's origin is echoed
-    rather than ``*``, as browsers require.
+    ``origins`` may contain ``"*"`` (any origin, without credentials). ``allow_credentials``
+    requires an explicit list of origins: reflecting every origin with credentials would let
+    any site read a logged-in user's responses, so that combination is refused.
     """
 
     origins: Sequence[str] = ("*",)
@@ -88,12 +154,20 @@ class CORS:
     allow_credentials: bool = False
     max_age: int = 600
 
+    def __post_init__(self) -> None:
+        if self.allow_credentials and "*" in self.origins:
+            raise ValueError(
+                "CORS: allow_credentials=True cannot be combined with the wildcard origin '*': "
+                "list the origins allowed to send credentials, e.g. "
+                "app.add_cors(['https://app.example.com'], allow_credentials=True)"
+            )
+
     def allowed_origin(self, origin: str | None) -> str | None:
         """The Access-Control-Allow-Origin value for ``origin``, or None if not allowed."""
         if origin is None:
             return None
         if "*" in self.origins:
-            return origin if self.allow_credentials else "*"
+            return "*"
         return origin if origin in self.origins else None
 
     def preflight(self, request: Request) -> Response:

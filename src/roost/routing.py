@@ -17,6 +17,14 @@ def normalize(path: str) -> str:
     return path
 
 
+def canonical(path: str) -> str:
+    """The spelling of a request path that routes are matched against: trailing slashes
+    dropped (``/a/b/`` and ``/a/b//`` reach the route ``/a/b``)."""
+    if len(path) > 1 and path.endswith("/"):
+        return path.rstrip("/") or "/"
+    return path
+
+
 @dataclass(slots=True)
 class Pattern:
     """One compiled route path."""
@@ -24,6 +32,9 @@ class Pattern:
     path: str
     regex: re.Pattern[str] | None
     params: tuple[str, ...]
+    #: The path with each parameter's name replaced, so that ``/u/:id`` and ``/u/{uid}``
+    #: compare equal: two patterns of one shape match exactly the same paths.
+    shape: str = ""
 
     @classmethod
     def compile(cls, path: str) -> Pattern:
@@ -31,8 +42,10 @@ class Pattern:
         path = normalize(path)
         names: list[str] = []
         parts: list[str] = []
+        shape: list[str] = []
         pos = 0
         for m in _PARAM.finditer(path):
+            shape.append(path[pos : m.start()])
             parts.append(re.escape(path[pos : m.start()]))
             name = m.group(1) or m.group(2)
             if name in names:
@@ -40,11 +53,14 @@ class Pattern:
             names.append(name)
             greedy = m.group(0).endswith(":path}")
             parts.append(f"(?P<{name}>.+)" if greedy else f"(?P<{name}>[^/]+)")
+            shape.append("{*}" if greedy else "{}")
             pos = m.end()
         if not names:
-            return cls(path, None, ())
+            return cls(path, None, (), path)
         parts.append(re.escape(path[pos:]))
-        return cls(path, re.compile("^" + "".join(parts) + "$"), tuple(names))
+        shape.append(path[pos:])
+        regex = re.compile("^" + "".join(parts) + "$")
+        return cls(path, regex, tuple(names), "".join(shape))
 
     def match(self, path: str) -> dict[str, str] | None:
         """The captured parameters when ``path`` matches, else None."""
@@ -78,8 +94,7 @@ class Router(Generic[T]):
 
     def match(self, method: str, path: str) -> tuple[T | None, dict[str, str], bool]:
         """(route, path params, path known): a known path without ``method`` means 405."""
-        if len(path) > 1 and path.endswith("/"):
-            path = path.rstrip("/") or "/"
+        path = canonical(path)
         table = self._static.get(path)
         if table is not None:
             route = table.get(method)

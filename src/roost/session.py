@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -15,13 +14,6 @@ if TYPE_CHECKING:
     from roost.websocket import WebSocket, WebSocketEndpoint
 
 logger = logging.getLogger("roost")
-
-
-async def _call(func: Any, kwargs: dict[str, Any]) -> Any:
-    result = func(**kwargs)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
 
 
 class Session:
@@ -69,11 +61,13 @@ class Session:
         channel.add_lost_callback(self.ended)
         try:
             if endpoint.on_connect_handler is not None and channel.open:
-                result = await _call(endpoint.on_connect_handler, self._fill("on_connect"))
+                result = await self.app.calls.call(
+                    endpoint.on_connect_handler, **self._fill("on_connect")
+                )
                 if isinstance(result, str) and channel.open:
                     await channel.send_text(result)
             if channel.open:
-                await _call(endpoint.handler, self._fill("handler"))
+                await self.app.calls.call(endpoint.handler, **self._fill("handler"))
         except WebSocketDisconnect:
             pass
         except asyncio.CancelledError:
@@ -106,7 +100,7 @@ class Session:
         if func is None:
             return
         try:
-            result = await _call(func, self._fill("on_close"))
+            result = await self.app.calls.call(func, **self._fill("on_close"))
             if isinstance(result, str) and self.ws.is_open:
                 await self.ws.send_text(result)
         except WebSocketDisconnect:

@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from roost.origins import OriginPolicy
 from roost.protocol.errors import WebSocketDisconnect
 from roost.requests import Client, Headers, QueryParams
+from roost.routing import Pattern
 from roost.server.connection import WebSocketChannel
 from roost.server.options import WebSocketOptions
 
@@ -187,10 +189,13 @@ class WebSocketEndpoint:
         *,
         options: WebSocketOptions,
         subprotocols: tuple[str, ...] = (),
-        origins: tuple[str, ...] | None = None,
+        origins: OriginPolicy | None = None,
         router_dependencies: dict[str, Any] | None = None,
+        scopes: frozenset[object] = frozenset(),
     ) -> None:
         self.path = path
+        self.shape = Pattern.compile(path).shape
+        self.scopes = scopes
         self.handler = handler
         self.options = options
         self.subprotocols = subprotocols
@@ -205,6 +210,14 @@ class WebSocketEndpoint:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.handler(*args, **kwargs)
+
+    def mount(self, path: str, scopes: frozenset[object]) -> None:
+        """Move the endpoint to ``path`` (its router was mounted under a prefix) and add the
+        mounting router's ``scopes``."""
+        self.path = path
+        self.shape = Pattern.compile(path).shape
+        self.scopes = self.scopes | scopes
+        self.plans.clear()
 
     def on_connect(self, func: Callback) -> Callback:
         """Register the callback run once the connection is open, before the handler.

@@ -195,3 +195,82 @@ async def test_slow_consumer_never_grows_the_buffer(serve, policy: str) -> None:
             assert channel.dropped > 1000
             assert channel.open
         sock.close()
+
+
+@pytest.mark.parametrize("option", ["max_connections_per_ip", "max_connections"])
+async def test_a_burst_cannot_pass_a_limit_while_before_connect_awaits(serve, option) -> None:  # type: ignore[no-untyped-def]
+    app = Roost(__file__, server_options=ServerOptions(**{option: 2}))  # type: ignore[arg-type]
+    gate = asyncio.Event()
+    waiting: list[str] = []
+
+    @app.websocket("/ws", ping_interval=None)
+    async def ws(websocket):  # type: ignore[no-untyped-def]
+        await websocket.send_text("in")
+        await websocket.receive()
+
+    @ws.before_connect
+    async def slow_auth(request: Request) -> None:
+        waiting.append(request.path)
+        await gate.wait()  # e.g. a token check against a remote service
+
+    async with serve(app) as server:
+        url = f"ws://127.0.0.1:{server.port}/ws"
+
+        async def attempt() -> object:
+            try:
+                return await websockets.connect(url)
+            except InvalidStatus as exc:
+                return exc.response.status_code
+
+        tasks = [asyncio.create_task(attempt()) for _ in range(6)]
+        for _ in range(500):  # two handshakes reach before_connect, four are refused
+            if len(waiting) == 2 and sum(t.done() for t in tasks) == 4:
+                break
+            await asyncio.sleep(0.01)
+        assert [t.result() for t in tasks if t.done()] == [503] * 4
+        gate.set()
+        results = await asyncio.gather(*tasks)
+        opened = [r for r in results if not isinstance(r, int)]
+        assert len(opened) == 2 and len(waiting) == 2
+        for client in opened:
+            assert await client.recv() == "in"  # type: ignore[attr-defined]
+            await client.close()  # type: ignore[attr-defined]
+
+
+async def test_max_connections_bounds_idle_http_connections(serve) -> None:  # type: ignore[no-untyped-def]
+    app = simple_app(max_connections=3, handshake_timeout=30)
+
+    @app.get("/ok")
+    def ok():  # type: ignore[no-untyped-def]
+        return "ok"
+
+    async with serve(app) as server:
+        # A slowloris: connections that send part of a request, then nothing.
+        idle = []
+        for _ in range(3):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"GET /ok HTTP/1.1\r\nHost: x\r\n")
+            idle.append((reader, writer))
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+        reply = await asyncio.wait_for(reader.read(), 5)
+        assert reply.startswith(b"HTTP/1.1 503")
+        assert b"retry-after: 1" in reply.lower()
+        assert reply.endswith(b"too many connections")
+        writer.close()
+        # WebSocket handshakes are refused the same way.
+        assert await rejected_status(f"ws://127.0.0.1:{server.port}/ws") == 503
+        # Once a slot frees, requests are served again.
+        idle[0][1].close()
+        for _ in range(200):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            reply = await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+            if reply.startswith(b"HTTP/1.1 200"):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            pytest.fail("no slot was freed")
+        for _, w in idle[1:]:
+            w.close()

@@ -54,6 +54,7 @@ class HttpConnection(asyncio.Protocol):
     """One TCP connection: parses requests, hands each to the app in order, writes replies."""
 
     __slots__ = (
+        "_admitted",
         "_disconnected",
         "_drain_waiter",
         "_early",
@@ -96,6 +97,7 @@ class HttpConnection(asyncio.Protocol):
         self.websocket: WebSocketChannel | None = None
         self.closed = False
         self._disconnected: asyncio.Future[None] | None = None
+        self._admitted = False
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -105,7 +107,33 @@ class HttpConnection(asyncio.Protocol):
         if isinstance(peer, tuple) and len(peer) >= 2:
             self.client = (str(peer[0]), int(peer[1]))
         self.server.connections.add(self)
+        refusal = self.server.admit(self.client[0])
+        if refusal is not None:
+            self._refuse(refusal)
+            return
+        self._admitted = True
         self._timer = self.loop.call_later(self.server.options.handshake_timeout, self._timed_out)
+
+    def _refuse(self, reason: str) -> None:
+        """Answer 503 at once and close: the server is at a connection limit. What the client
+        sends meanwhile is read and dropped (for at most a second), so that it gets the
+        answer rather than a reset."""
+        transport = self.transport
+        assert transport is not None
+        self._parser = None
+        self._keep_alive = False
+        self._response_started = True
+        transport.write(
+            encode_response(
+                503,
+                [("content-type", "text/plain; charset=utf-8"), ("retry-after", "1")],
+                reason.encode("utf-8"),
+                keep_alive=False,
+            )
+        )
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._timer = self.loop.call_later(1.0, self.abort)
 
     def data_received(self, data: bytes) -> None:
         if self.websocket is not None:
@@ -146,6 +174,9 @@ class HttpConnection(asyncio.Protocol):
         self.closed = True
         self._cancel_timer()
         self.server.connections.discard(self)
+        if self._admitted:
+            self._admitted = False
+            self.server.release(self.client[0])
         if self._disconnected is not None and not self._disconnected.done():
             self._disconnected.set_result(None)
         self._wake_drain(ClientDisconnected("the client disconnected"))

@@ -58,10 +58,11 @@ class ServerOptions:
     - ``max_body_size``: largest HTTP request body (10 MiB); over it, 413.
     - ``handshake_timeout``: time to receive a whole first request (10 s); then 408 and close.
     - ``keep_alive_timeout``: idle time allowed between HTTP requests (5 s).
-    - ``max_connections``: open WebSocket connections allowed in this process (50,000); over
-      it, the handshake gets 503.
-    - ``max_connections_per_ip``: open WebSocket connections per client IP (off: behind a
-      reverse proxy every client has the proxy's address); over it, 503.
+    - ``max_connections``: open connections allowed in this process, HTTP and WebSocket alike
+      (50,000), counted as they are accepted; a connection over it is answered 503 (with
+      ``Retry-After: 1``) and closed.
+    - ``max_connections_per_ip``: open connections (HTTP and WebSocket) per client IP (off:
+      behind a reverse proxy every client has the proxy's address); over it, 503.
     - ``shutdown_timeout``: how long graceful shutdown waits for handlers and on_close (10 s).
     """
 

@@ -37,6 +37,8 @@ class Server:
         self.options = options or ServerOptions()
         self.loop = loop or asyncio.get_running_loop()
         self.connections: set[HttpConnection] = set()
+        self.admitted = 0  # connections counted against max_connections
+        self._per_ip: dict[str, int] = {}
         self.channels: set[WebSocketChannel] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.closing = False
@@ -77,6 +79,36 @@ class Server:
     def port(self) -> int:
         """The port of the first listening socket."""
         return int(self.sockets[0].getsockname()[1])
+
+    def admit(self, ip: str) -> str | None:
+        """Count a new connection from ``ip``; or, over a limit, say why it is refused.
+
+        Counting happens here, when the TCP connection is accepted, so that no burst of
+        handshakes can pass a limit while the app awaits something.
+        """
+        opts = self.options
+        if self.admitted >= opts.max_connections:
+            return "too many connections"
+        per_ip = opts.max_connections_per_ip
+        count = self._per_ip.get(ip, 0)
+        if per_ip is not None and count >= per_ip:
+            return "too many connections from this address"
+        self.admitted += 1
+        self._per_ip[ip] = count + 1
+        return None
+
+    def release(self, ip: str) -> None:
+        """An admitted connection from ``ip`` has ended."""
+        self.admitted -= 1
+        count = self._per_ip.get(ip, 1) - 1
+        if count > 0:
+            self._per_ip[ip] = count
+        else:
+            self._per_ip.pop(ip, None)
+
+    def connections_from(self, ip: str) -> int:
+        """Open connections counted for ``ip``."""
+        return self._per_ip.get(ip, 0)
 
     def cork(self, channel: WebSocketChannel) -> None:
         """``channel`` has frames to write: flush it at the end of this turn of the loop."""
