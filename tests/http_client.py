@@ -57,3 +57,44 @@ def dechunk(data: bytes) -> bytes:
         out.append(data[:size])
         data = data[size + 2 :]
     return b"".join(out)
+
+
+async def read_response(
+    reader: asyncio.StreamReader, method: str = "GET", *, timeout: float = 5
+) -> Reply:
+    """Read exactly one response off ``reader``, framed as RFC 9112 section 6.3 says, so that
+    the next response on a keep-alive connection can be read after it. ``method`` is the
+    request's: a response to HEAD has no body, whatever its headers say."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+    status_line, *header_lines = head[:-4].decode("latin-1").split("\r\n")
+    status = int(status_line.split()[1])
+    parsed: dict[str, str] = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        key = name.strip().lower()
+        assert key not in parsed, f"header {key!r} sent twice in {head!r}"
+        parsed[key] = value.strip()
+    if method == "HEAD" or status < 200 or status in (204, 304):
+        return Reply(status, parsed, b"")
+    if parsed.get("transfer-encoding") == "chunked":
+        chunks = []
+        while True:
+            size_line = await asyncio.wait_for(reader.readline(), timeout)
+            size = int(size_line.strip(), 16)
+            data = await asyncio.wait_for(reader.readexactly(size + 2), timeout)
+            assert data.endswith(b"\r\n"), data[-10:]
+            if size == 0:
+                break
+            chunks.append(data[:-2])
+        return Reply(status, parsed, b"".join(chunks))
+    if "content-length" in parsed:
+        length = int(parsed["content-length"])
+        return Reply(status, parsed, await asyncio.wait_for(reader.readexactly(length), timeout))
+    return Reply(status, parsed, await asyncio.wait_for(reader.read(), timeout))
+
+
+def request_bytes(method: str, path: str, headers: dict[str, str] | None = None) -> bytes:
+    """A keep-alive request without a body."""
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")

@@ -66,7 +66,11 @@ class Headers:
 
 @dataclass(slots=True)
 class HttpRequest:
-    """One complete HTTP/1.1 request as parsed off the wire."""
+    """One complete HTTP/1.1 request as parsed off the wire.
+
+    ``upgrade`` is True when the client asked to switch to a protocol the server speaks (a
+    WebSocket); ``trailing`` then holds the bytes that followed the request.
+    """
 
     method: str
     target: str
@@ -83,8 +87,13 @@ class HttpRequest:
 class RequestParser:
     """Feed bytes in, get complete requests out; malformed input raises HttpError.
 
-    ``trailing`` of an upgrade request holds the bytes that followed it: the first bytes of
-    the new protocol. After an upgrade the parser must not be fed again.
+    ``upgrade_protocols`` are the protocols an ``Upgrade`` request may switch to (the
+    WebSocket's, by default). Such a request comes out with ``upgrade`` set and the bytes
+    that followed it in ``trailing``; after it the parser must not be fed again. An upgrade
+    to any other protocol (``h2c``, which ``curl --http2`` asks for) is ignored, as RFC 9110
+    section 7.8 allows: the request, its body and the requests after it are parsed as plain
+    HTTP/1.1. A CONNECT request comes out with ``keep_alive`` False, and input after it is
+    ignored: what follows it is a tunnel's data, not HTTP.
     """
 
     __slots__ = (
@@ -96,10 +105,13 @@ class RequestParser:
         "_headers",
         "_in_head",
         "_parser",
+        "_replayed",
+        "_stopped",
         "_url",
         "max_body_size",
         "max_header_count",
         "max_header_size",
+        "upgrade_protocols",
     )
 
     def __init__(
@@ -108,19 +120,23 @@ class RequestParser:
         max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
         max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        upgrade_protocols: Iterable[str] = ("websocket",),
     ) -> None:
         self.max_header_size = max_header_size
         self.max_header_count = max_header_count
         self.max_body_size = max_body_size
+        self.upgrade_protocols = frozenset(p.lower() for p in upgrade_protocols)
         self._parser = httptools.HttpRequestParser(self)
         self._url = b""
         self._headers: list[tuple[str, str]] = []
+        self._replayed: list[tuple[str, str]] | None = None
         self._head_size = 0
         self._header_bytes = 0
         self._in_head = False
         self._body: list[bytes] = []
         self._body_size = 0
         self._done: list[HttpRequest] = []
+        self._stopped = False
 
     @property
     def in_progress(self) -> bool:
@@ -129,30 +145,63 @@ class RequestParser:
 
     def feed(self, data: bytes) -> list[HttpRequest]:
         """Parse ``data`` and return the requests it completes."""
+        if self._stopped:
+            return []
         if not self._in_head and not self._body and self._head_size == 0:
             self._in_head = True
         if self._in_head:
             self._head_size += len(data)
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
-            offset = exc.args[0] if exc.args else len(data)
-            if self._done:
-                self._done[-1].upgrade = True
-                self._done[-1].trailing = bytes(data[offset:])
-        except httptools.HttpParserCallbackError as exc:
-            cause = exc.__context__ or exc.__cause__
-            if isinstance(cause, HttpError):
-                raise cause from None
-            raise HttpError(400, "malformed HTTP request") from None
-        except httptools.HttpParserInvalidMethodError:
-            raise HttpError(400, "invalid HTTP method") from None
-        except httptools.HttpParserError as exc:
-            raise HttpError(400, f"malformed HTTP request: {exc}") from None
+        while True:
+            try:
+                self._parser.feed_data(data)
+            except httptools.HttpParserUpgrade as exc:
+                offset = exc.args[0] if exc.args else len(data)
+                replay = self._upgrade_requested(bytes(data[offset:]))
+                if replay is not None:
+                    data = replay
+                    continue
+            except httptools.HttpParserCallbackError as exc:
+                cause = exc.__context__ or exc.__cause__
+                if isinstance(cause, HttpError):
+                    raise cause from None
+                raise HttpError(400, "malformed HTTP request") from None
+            except httptools.HttpParserInvalidMethodError:
+                raise HttpError(400, "invalid HTTP method") from None
+            except httptools.HttpParserError as exc:
+                raise HttpError(400, f"malformed HTTP request: {exc}") from None
+            break
         if self._in_head and self._head_size > self.max_header_size:
             raise HttpError(431, "request header fields too large")
         done, self._done = self._done, []
         return done
+
+    def _upgrade_requested(self, trailing: bytes) -> bytes | None:
+        """httptools stopped after a request asking for a new protocol (it skips the body
+        of such a request). Return the bytes to parse again as plain HTTP, if any."""
+        if not self._done:
+            raise HttpError(400, "malformed upgrade request")
+        request = self._done[-1]
+        if request.method == "CONNECT":
+            request.keep_alive = False
+            self._stopped = True
+            return None
+        offered = {
+            token.strip().lower()
+            for value in request.headers.get_all("upgrade")
+            for token in value.split(",")
+        }
+        if offered & self.upgrade_protocols:
+            request.upgrade = True
+            request.trailing = trailing
+            self._stopped = True
+            return None
+        # Not a protocol we speak: parse the request again from its head, without the
+        # "upgrade" connection option, so that its body and what follows are HTTP again.
+        # The request keeps the headers it was sent with.
+        self._done.pop()
+        self._parser = httptools.HttpRequestParser(self)
+        self._replayed = request.headers.raw
+        return _plain_head(request) + trailing
 
     # httptools callbacks
     def on_message_begin(self) -> None:
@@ -179,6 +228,8 @@ class RequestParser:
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._head_size = 0
+        if self._replayed is not None:
+            self._headers, self._replayed = self._replayed, None
         for name, value in self._headers:
             if name.lower() == "content-length":
                 if not value.strip().isdigit():
@@ -212,6 +263,18 @@ class RequestParser:
         self._body = []
         self._body_size = 0
         self._head_size = 0
+
+
+def _plain_head(request: HttpRequest) -> bytes:
+    """The head of ``request`` without the "upgrade" option of its Connection header."""
+    lines = [f"{request.method} {request.target} HTTP/{request.http_version}"]
+    for name, value in request.headers.raw:
+        if name.lower() == "connection":
+            value = ",".join(t for t in value.split(",") if t.strip().lower() != "upgrade")
+            if not value.strip():
+                continue
+        lines.append(f"{name}: {value}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 _REASONS: Final = {s.value: s.phrase for s in HTTPStatus}
