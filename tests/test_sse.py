@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import time
+import contextlib
+import re
+import threading
+
+import pytest
 
 from roost import Roost, SSEMessage, SSEResponse
+from tests.http_client import request
 
 
 async def open_stream(port: int, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -62,22 +67,101 @@ async def test_async_generator_events_keepalive_and_disconnect(serve) -> None:  
 
 async def test_sync_generator_runs_off_the_loop(serve) -> None:  # type: ignore[no-untyped-def]
     app = Roost(__file__)
+    pinged = threading.Event()
 
     @app.get("/ticks")
     def ticks():  # type: ignore[no-untyped-def]
         def gen():  # type: ignore[no-untyped-def]
-            for i in range(3):
-                time.sleep(0.01)  # blocking, yet the server keeps serving
-                yield SSEMessage(str(i))
+            yield SSEMessage("0")
+            # Blocks until /ping is served: were the generator run on the event loop,
+            # /ping could not be answered and this would time out.
+            assert pinged.wait(5), "/ping was not served while the generator blocked"
+            yield SSEMessage("1")
+            yield SSEMessage("2")
 
         return SSEResponse(gen())
 
     @app.get("/ping")
     def ping():  # type: ignore[no-untyped-def]
+        pinged.set()
         return "pong"
 
     async with serve(app) as server:
         reader, writer = await open_stream(server.port, "/ticks")
-        chunks = [await read_chunk(reader) for _ in range(5)]
-        assert chunks[1:] == [b"data: 0\n\n", b"data: 1\n\n", b"data: 2\n\n", b""]
+        assert await read_chunk(reader) == b": stream opened\n\n"
+        assert await read_chunk(reader) == b"data: 0\n\n"
+        reply = await request(server.port, "GET", "/ping")
+        assert (reply.status, reply.body) == (200, b"pong")
+        chunks = [await read_chunk(reader) for _ in range(3)]
+        assert chunks == [b"data: 1\n\n", b"data: 2\n\n", b""]
         writer.close()
+
+
+def parse_event_stream(stream: bytes) -> list[dict[str, str]]:
+    """Events as a browser reads them (HTML, section 9.2.6): lines end at CRLF, LF or a lone
+    CR; a blank line dispatches the event; the field name runs up to the first colon."""
+    events: list[dict[str, str]] = []
+    fields: dict[str, str] = {}
+    for line in re.split(r"\r\n|\r|\n", stream.decode("utf-8")):
+        if not line:
+            if fields:
+                events.append(fields)
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            fields[name] = fields[name] + "\n" + value if name in fields else value
+    return events
+
+
+def test_lone_cr_in_data_is_a_line_break_not_a_field() -> None:
+    injected = "a\rid: 666\revent: admin\r\rdata: forged"
+    encoded = SSEMessage(injected).encode()
+    assert encoded == (
+        b"data: a\ndata: id: 666\ndata: event: admin\ndata: \ndata: data: forged\n\n"
+    )
+    assert parse_event_stream(encoded) == [{"data": "a\nid: 666\nevent: admin\n\ndata: forged"}]
+    assert SSEMessage("x\r\ny\rz\n").encode() == b"data: x\ndata: y\ndata: z\ndata: \n\n"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"event": "tick\rdata: forged"},
+        {"event": "tick\ndata: forged"},
+        {"event": "tick\r\n"},
+        {"id": "7\rretry: 1"},
+        {"id": "7\n"},
+        {"id": "7\x00"},
+    ],
+)
+def test_event_and_id_cannot_break_lines(kwargs: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="SSE"):
+        SSEMessage("data", **kwargs)  # type: ignore[arg-type]
+
+
+async def test_lone_cr_over_the_wire(serve, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    app = Roost(__file__)
+
+    @app.get("/events")
+    async def events():  # type: ignore[no-untyped-def]
+        async def gen():  # type: ignore[no-untyped-def]
+            yield "hello\rid: 666\revent: admin"
+            yield {"text": "json\rescapes it"}
+            yield SSEMessage("bad", event="tick\rdata: forged")
+
+        return SSEResponse(gen())
+
+    async with serve(app) as server:
+        reader, writer = await open_stream(server.port, "/events")
+        stream = b""
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError, ValueError):
+            while chunk := await read_chunk(reader):
+                stream += chunk
+        writer.close()
+    # The bad event name stopped the stream, with a log line, before any of it was sent.
+    assert parse_event_stream(stream) == [
+        {"data": "hello\nid: 666\nevent: admin"},
+        {"data": '{"text":"json\\rescapes it"}'},
+    ]
+    assert any("SSE event name" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)

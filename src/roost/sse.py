@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -16,33 +17,48 @@ __all__ = ["SSEMessage", "SSEResponse"]
 _END = object()
 
 
+# In text/event-stream, CRLF, a lone LF and a lone CR all end a line (HTML, section 9.2.5).
+_LINE_BREAK: Final = re.compile(r"\r\n|\r|\n")
+
+
 @dataclass(frozen=True, slots=True)
 class SSEMessage:
     """One event: ``data`` (str, or any JSON-serializable value), optional ``event`` name,
-    ``id`` and ``retry`` (milliseconds the browser waits before reconnecting)."""
+    ``id`` and ``retry`` (milliseconds the browser waits before reconnecting).
+
+    Every line of ``data`` (split at CRLF, LF or a lone CR, as browsers do) is sent as its
+    own ``data:`` field, so data cannot start another field. An ``event`` or ``id`` with a
+    line break (or an ``id`` with NUL, which browsers ignore) raises ValueError here.
+    """
 
     data: Any
     event: str | None = None
     id: str | int | None = None
     retry: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.event is not None:
+            _one_line("event name", self.event)
+        if self.id is not None and "\0" in _one_line("id", str(self.id)):
+            raise ValueError(f"an SSE id cannot contain NUL: {self.id!r}")
+
     def encode(self) -> bytes:
         """The event in the text/event-stream format; each line of data is its own field."""
         data = self.data if isinstance(self.data, str) else orjson.dumps(self.data).decode()
         lines: list[str] = []
         if self.event is not None:
-            lines.append(f"event: {_one_line(self.event)}")
+            lines.append(f"event: {self.event}")
         if self.id is not None:
-            lines.append(f"id: {_one_line(str(self.id))}")
+            lines.append(f"id: {self.id}")
         if self.retry is not None:
             lines.append(f"retry: {int(self.retry)}")
-        lines += [f"data: {line}" for line in data.replace("\r\n", "\n").split("\n")]
+        lines += [f"data: {line}" for line in _LINE_BREAK.split(data)]
         return ("\n".join(lines) + "\n\n").encode("utf-8")
 
 
-def _one_line(value: str) -> str:
-    if "\n" in value or "\r" in value:
-        raise ValueError("SSE event names and ids cannot contain line breaks")
+def _one_line(what: str, value: str) -> str:
+    if _LINE_BREAK.search(value):
+        raise ValueError(f"an SSE {what} cannot contain a line break: {value!r}")
     return value
 
 
