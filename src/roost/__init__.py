@@ -5,6 +5,7 @@ from roost.calls import inline
 from roost.protocol.errors import (
     ClientDisconnected,
     HandshakeError,
+    InvalidResponse,
     InvalidState,
     ProtocolError,
     RoostError,
@@ -22,6 +23,7 @@ __all__ = [
     "ClientDisconnected",
     "HandshakeError",
     "Headers",
+    "InvalidResponse",
     "InvalidState",
     "ProtocolError",
     "QueryParams",

@@ -100,14 +100,19 @@ def plain(status: int, message: str, headers: HeadersLike = None) -> Response:
 
 
 class StreamingResponse(Response):
-    """A response whose body comes from an iterator, sent with chunked transfer encoding.
+    """A response whose body comes from an iterator.
 
     ``content`` is a sync or async iterable of ``str`` (sent as UTF-8) or ``bytes``. A sync
     iterator is advanced in a worker thread, so a generator that sleeps does not block the
-    server. When the client disconnects, the iterator is closed (its ``finally`` runs).
+    server. When the client disconnects, the iterator is closed (its ``finally`` runs); for
+    HEAD (and 204, 304) it is closed without being iterated, and only the head is sent.
+
+    The body is sent with chunked transfer encoding, or, when ``content_length`` (bytes) is
+    given, as exactly that many bytes (a body that turns out longer or shorter is cut off and
+    the connection dropped, so the client cannot take it for whole).
     """
 
-    __slots__ = ("content",)
+    __slots__ = ("content", "content_length")
 
     def __init__(
         self,
@@ -115,11 +120,14 @@ class StreamingResponse(Response):
         status_code: int = 200,
         headers: HeadersLike = None,
         media_type: str = "application/octet-stream",
+        *,
+        content_length: int | None = None,
     ) -> None:
         super().__init__(status_code, headers, b"")
         if not self.has_header("content-type"):
             self.headers.append(("content-type", media_type))
         self.content = content
+        self.content_length = content_length
 
     def encode(self, item: Any) -> bytes:
         """One item of ``content`` as bytes: ``str`` as UTF-8, bytes-like as is."""
@@ -145,10 +153,17 @@ class StreamingResponse(Response):
                     return
                 yield value
         finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                with contextlib.suppress(ValueError):  # still running in its thread
-                    await loop.run_in_executor(None, close)
+            await _close_iterator(iterator)
+
+    async def close_content(self) -> None:
+        """Close ``content`` without iterating it: a generator's ``finally`` runs if it had
+        started, and it never will."""
+        if isinstance(self.content, AsyncIterable):
+            aclose = getattr(self.content, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        else:
+            await _close_iterator(self.content)
 
     async def chunks(self) -> AsyncGenerator[bytes, None]:
         """The body, chunk by chunk, as bytes."""
@@ -160,24 +175,48 @@ class StreamingResponse(Response):
             await items.aclose()
 
     async def write_to(self, conn: HttpConnection, *, include_body: bool = True) -> None:
-        """Stream this response on ``conn``; stop as soon as the client goes away."""
-        conn.start_stream(self.status_code, self.headers)
-        if include_body:
-            chunks = self.chunks()
-            disconnected = asyncio.ensure_future(conn.wait_disconnected())
-            try:
-                while True:
-                    step = asyncio.ensure_future(anext(chunks, None))
-                    await asyncio.wait({step, disconnected}, return_when=asyncio.FIRST_COMPLETED)
-                    if not step.done():
-                        step.cancel()
-                        await asyncio.gather(step, return_exceptions=True)
-                        raise ClientDisconnected("the client disconnected")
-                    chunk = step.result()
-                    if chunk is None:
-                        break
-                    await conn.write_chunk(chunk)
-            finally:
-                disconnected.cancel()
-                await chunks.aclose()
+        """Stream this response on ``conn``; stop as soon as the client goes away.
+        ``include_body=False`` sends the head only, as for HEAD."""
+        try:
+            conn.start_stream(
+                self.status_code,
+                self.headers,
+                content_length=self.content_length,
+                head_only=not include_body,
+            )
+        except BaseException:
+            await self.close_content()
+            raise
+        if not conn.stream_has_body:
+            await self.close_content()
+            return
+        chunks = self.chunks()
+        stop = {asyncio.ensure_future(conn.wait_disconnected())}
+        step: asyncio.Future[bytes | None] | None = None
+        try:
+            while True:
+                step = asyncio.ensure_future(anext(chunks, None))
+                await asyncio.wait({step, *stop}, return_when=asyncio.FIRST_COMPLETED)
+                if not step.done():
+                    raise ClientDisconnected("the client disconnected")
+                chunk = step.result()
+                if chunk is None:
+                    break
+                await conn.write_chunk(chunk)
+        finally:
+            for waiter in stop:
+                waiter.cancel()
+            if step is not None and not step.done():  # also when this task is cancelled
+                step.cancel()
+                await asyncio.gather(step, return_exceptions=True)
+            await chunks.aclose()
         conn.end_stream()
+
+
+async def _close_iterator(iterator: object) -> None:
+    """Close a sync iterator that has a ``close`` (a generator), in a worker thread: its
+    ``finally`` may block."""
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        with contextlib.suppress(ValueError):  # still running in its thread
+            await asyncio.get_running_loop().run_in_executor(None, close)

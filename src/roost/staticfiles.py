@@ -16,7 +16,8 @@ from roost.responses import Response, StreamingResponse
 __all__ = ["directory_handler", "serve_file", "serve_html"]
 
 CHUNK_SIZE = 64 * 1024
-#: Files up to this size are read whole; larger ones are streamed in CHUNK_SIZE chunks.
+#: Files up to this size are read whole; larger ones are streamed in CHUNK_SIZE chunks (and
+#: not read at all for HEAD).
 STREAM_THRESHOLD = 1024 * 1024
 
 
@@ -50,9 +51,11 @@ def _not_modified(request: Request | None, etag: str, mtime: float) -> bool:
     return False
 
 
-def _read_chunks(path: Path) -> Iterator[bytes]:
+def _read_chunks(path: Path, size: int) -> Iterator[bytes]:
+    """The first ``size`` bytes of the file; the file is opened on the first step only."""
     with path.open("rb") as f:
-        while chunk := f.read(CHUNK_SIZE):
+        while size > 0 and (chunk := f.read(min(CHUNK_SIZE, size))):
+            size -= len(chunk)
             yield chunk
 
 
@@ -66,7 +69,8 @@ async def serve_file(
     """The file at ``path`` as a response, or 404 if it is not a readable file.
 
     Sets content-type (from the name), ETag and Last-Modified; with ``request`` given,
-    answers a matching If-None-Match / If-Modified-Since with 304.
+    answers a matching If-None-Match / If-Modified-Since with 304. Files over
+    ``STREAM_THRESHOLD`` (1 MiB) are streamed, with their Content-Length.
     """
     file = Path(path)
     try:
@@ -84,8 +88,12 @@ async def serve_file(
     }
     if _not_modified(request, etag, stat.st_mtime):
         return Response(304, {k: v for k, v in base.items() if k != "content-type"}, b"")
-    if stat.st_size > STREAM_THRESHOLD and (request is None or request.method != "HEAD"):
-        return StreamingResponse(_read_chunks(file), 200, base)
+    if stat.st_size > STREAM_THRESHOLD:
+        # Streamed with its length; a HEAD request closes the generator before it opens the
+        # file. A file that shrinks while it is sent is cut off, never passed off as whole.
+        return StreamingResponse(
+            _read_chunks(file, stat.st_size), 200, base, content_length=stat.st_size
+        )
     try:
         body = await asyncio.get_running_loop().run_in_executor(None, file.read_bytes)
     except OSError:

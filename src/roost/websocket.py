@@ -10,6 +10,7 @@ import orjson
 
 from roost.origins import OriginPolicy
 from roost.protocol.errors import WebSocketDisconnect
+from roost.protocol.handshake import check_subprotocols
 from roost.requests import Client, Headers, QueryParams
 from roost.routing import Pattern
 from roost.server.connection import WebSocketChannel
@@ -180,7 +181,8 @@ Callback = Callable[..., Any]
 
 class WebSocketEndpoint:
     """What ``@app.websocket(path)`` returns: the handler, plus ``on_connect``, ``on_close``
-    and ``before_connect`` decorators for its callbacks."""
+    and ``before_connect`` decorators for its callbacks. A ``subprotocols`` name that is not
+    a token raises ValueError."""
 
     def __init__(
         self,
@@ -198,7 +200,7 @@ class WebSocketEndpoint:
         self.scopes = scopes
         self.handler = handler
         self.options = options
-        self.subprotocols = subprotocols
+        self.subprotocols = check_subprotocols(subprotocols)
         self.origins = origins
         self.router_dependencies = router_dependencies if router_dependencies is not None else {}
         self.on_connect_handler: Callback | None = None

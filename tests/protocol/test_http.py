@@ -1,10 +1,12 @@
-"""roost.protocol.http without a network: upgrades the server does not speak."""
+"""roost.protocol.http without a network: upgrades the server does not speak, and responses
+whose framing roost owns."""
 
 from __future__ import annotations
 
 import pytest
 
-from roost.protocol.http import HttpRequest, RequestParser
+from roost.protocol.errors import InvalidResponse
+from roost.protocol.http import HttpRequest, RequestParser, encode_response, encode_response_head
 
 H2C_HEAD = (
     b"POST /p HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
@@ -51,3 +53,18 @@ def test_connect_ends_http_on_the_connection() -> None:
     (request,) = parser.feed(b"CONNECT h:443 HTTP/1.1\r\nHost: h\r\n\r\ntunnel")
     assert (request.method, request.keep_alive, request.upgrade) == ("CONNECT", False, False)
     assert parser.feed(b"GET / HTTP/1.1\r\n\r\n") == []
+
+
+def test_framing_is_the_servers() -> None:
+    head = encode_response_head(
+        200, [("Content-Length", "1"), ("transfer-encoding", "gzip")], content_length=3
+    )
+    assert head == b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\n"
+    assert encode_response(204, [], b"body") == b"HTTP/1.1 204 No Content\r\n\r\n"
+    assert encode_response(304, [], b"body") == b"HTTP/1.1 304 Not Modified\r\n\r\n"
+    assert (
+        encode_response_head(304, [], content_length=None) == b"HTTP/1.1 304 Not Modified\r\n\r\n"
+    )
+    for status in (101, 99, 600):
+        with pytest.raises(InvalidResponse):
+            encode_response(status, [], b"")

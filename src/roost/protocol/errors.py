@@ -37,6 +37,12 @@ class HttpError(RoostError):
         self.reason = reason
 
 
+class InvalidResponse(RoostError, ValueError):
+    """A response that cannot be sent as it is: a status outside 200-599, a header name that is
+    not an RFC 9110 token, or a header value with a line break, another control character or
+    a character outside Latin-1. Raised before anything is written, so the client gets a 500."""
+
+
 class InvalidState(RoostError):
     """Local misuse: an operation that the connection's current state does not allow."""
 

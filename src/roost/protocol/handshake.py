@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Iterable
 from typing import Final
 
 from roost.protocol.deflate import DeflateParams, negotiate
 from roost.protocol.errors import HandshakeError
-from roost.protocol.http import Headers
+from roost.protocol.http import Headers, header_line, is_token, status_line
 
 GUID: Final = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -62,6 +63,16 @@ def validate_request(method: str, headers: Headers) -> str:
     return key
 
 
+def check_subprotocols(names: Iterable[str]) -> tuple[str, ...]:
+    """``names`` as a tuple, once each is checked to be a token (RFC 6455 section 4.1);
+    raises ValueError for one that is not, so that it cannot break the 101 response."""
+    names = tuple(names)
+    for name in names:
+        if not isinstance(name, str) or not is_token(name):
+            raise ValueError(f"WebSocket subprotocol {name!r} is not an RFC 9110 token")
+    return names
+
+
 def select_subprotocol(headers: Headers, supported: list[str] | tuple[str, ...]) -> str | None:
     """The first of the server's ``supported`` subprotocols that the client offered."""
     if not supported:
@@ -91,17 +102,18 @@ def accept_response(
     deflate: DeflateParams | None = None,
     extra_headers: list[tuple[str, str]] | None = None,
 ) -> bytes:
-    """The bytes of the ``101 Switching Protocols`` response."""
-    lines = [
-        "HTTP/1.1 101 Switching Protocols",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        f"Sec-WebSocket-Accept: {accept_key(key)}",
+    """The bytes of the ``101 Switching Protocols`` response.
+
+    Raises InvalidResponse for a header that could break the response (see ``header_line``).
+    """
+    headers = [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Accept", accept_key(key)),
     ]
     if subprotocol is not None:
-        lines.append(f"Sec-WebSocket-Protocol: {subprotocol}")
+        headers.append(("Sec-WebSocket-Protocol", subprotocol))
     if deflate is not None:
-        lines.append(f"Sec-WebSocket-Extensions: {deflate.response_header()}")
-    for name, value in extra_headers or ():
-        lines.append(f"{name}: {value}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        headers.append(("Sec-WebSocket-Extensions", deflate.response_header()))
+    headers += extra_headers or ()
+    return b"".join([status_line(101), *(header_line(n, v) for n, v in headers), b"\r\n"])

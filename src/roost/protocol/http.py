@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -10,7 +11,7 @@ from urllib.parse import unquote
 
 import httptools
 
-from roost.protocol.errors import HttpError
+from roost.protocol.errors import HttpError, InvalidResponse
 
 DEFAULT_MAX_HEADER_SIZE: Final = 16 * 1024
 DEFAULT_MAX_HEADER_COUNT: Final = 100
@@ -279,15 +280,51 @@ def _plain_head(request: HttpRequest) -> bytes:
 
 _REASONS: Final = {s.value: s.phrase for s in HTTPStatus}
 _STATUS_LINES: dict[int, bytes] = {}
+# RFC 9110 section 5.1: a field name is a token; section 5.5: a field value is visible
+# characters, spaces and tabs, and obs-text (0x80-0xFF). CR, LF, NUL and the other controls
+# are not allowed, and neither is anything outside Latin-1, which the wire cannot carry.
+_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE: Final = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+# Framing is roost's to write: a handler's Content-Length or Transfer-Encoding is replaced.
+_FRAMING: Final = frozenset({"content-length", "transfer-encoding"})
 
 
 def status_line(status: int) -> bytes:
-    """``HTTP/1.1 <status> <reason>\\r\\n``, cached per status."""
+    """``HTTP/1.1 <status> <reason>\\r\\n``, cached per status (100-599)."""
     line = _STATUS_LINES.get(status)
     if line is None:
+        if not 100 <= status <= 599:
+            raise InvalidResponse(f"HTTP status {status!r} is not between 100 and 599")
         line = f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n".encode("latin-1")
         _STATUS_LINES[status] = line
     return line
+
+
+def is_token(text: str) -> bool:
+    """Whether ``text`` is an RFC 9110 token (section 5.6.2), as header names must be."""
+    return _TOKEN.fullmatch(text) is not None
+
+
+def header_line(name: str, value: str) -> bytes:
+    """``name: value\\r\\n`` as bytes, once both are checked (RFC 9110 sections 5.1, 5.5).
+
+    Raises InvalidResponse for a name that is not a token, or a value with CR, LF, another
+    control character than tab, or a character outside Latin-1: such a header could end the
+    head early or add headers of its own (response splitting).
+    """
+    if not _TOKEN.fullmatch(name):
+        raise InvalidResponse(f"response header name {name!r} is not an RFC 9110 token")
+    if not _FIELD_VALUE.fullmatch(value):
+        raise InvalidResponse(
+            f"response header {name!r} has a line break, a control character or a character "
+            f"outside Latin-1 in its value {value!r}"
+        )
+    return f"{name}: {value}\r\n".encode("latin-1")
+
+
+def body_allowed(status: int) -> bool:
+    """Whether a response with ``status`` may have a body (not 1xx, 204 or 304)."""
+    return status >= 200 and status != 204 and status != 304
 
 
 def encode_response_head(
@@ -297,16 +334,24 @@ def encode_response_head(
     content_length: int | None,
     keep_alive: bool = True,
 ) -> bytes:
-    """The status line and headers of a response; a None ``content_length`` means chunked."""
+    """The status line and headers of a final response (status 200-599).
+
+    ``content_length`` None means a chunked body. A status without a body (204, 304) gets
+    no framing header. Raises InvalidResponse for a bad status or header, before anything
+    is written (see ``header_line``).
+    """
+    if status < 200:
+        raise InvalidResponse(f"HTTP status {status!r} is not a final status (200-599)")
     parts = [status_line(status)]
     for name, value in headers:
-        if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
-            raise ValueError(f"header {name!r} contains a line break")
-        parts.append(f"{name}: {value}\r\n".encode("latin-1"))
-    if content_length is None:
-        parts.append(b"transfer-encoding: chunked\r\n")
-    elif status >= 200 and status not in (204, 304):
-        parts.append(b"content-length: %d\r\n" % content_length)
+        if len(name) in (14, 17) and name.lower() in _FRAMING:
+            continue
+        parts.append(header_line(name, value))
+    if body_allowed(status):
+        if content_length is None:
+            parts.append(b"transfer-encoding: chunked\r\n")
+        else:
+            parts.append(b"content-length: %d\r\n" % content_length)
     if not keep_alive:
         parts.append(b"connection: close\r\n")
     parts.append(b"\r\n")
@@ -321,9 +366,10 @@ def encode_response(
     keep_alive: bool = True,
     include_body: bool = True,
 ) -> bytes:
-    """A whole response; ``include_body=False`` answers HEAD with the GET headers."""
+    """A whole response; ``include_body=False`` answers HEAD with the GET headers. The body
+    of a status that has none (204, 304) is never sent."""
     head = encode_response_head(status, headers, content_length=len(body), keep_alive=keep_alive)
-    return head + body if include_body else head
+    return head + body if include_body and body_allowed(status) else head
 
 
 def encode_chunk(data: bytes) -> bytes:

@@ -25,6 +25,7 @@ from roost.protocol.events import Closed, Pong
 from roost.protocol.http import (
     HttpRequest,
     RequestParser,
+    body_allowed,
     encode_chunk,
     encode_response,
     encode_response_head,
@@ -58,10 +59,13 @@ class HttpConnection(asyncio.Protocol):
         "_disconnected",
         "_drain_waiter",
         "_early",
+        "_head_request",
         "_keep_alive",
         "_parser",
         "_pending",
         "_response_started",
+        "_stream_body",
+        "_stream_remaining",
         "_task",
         "_timer",
         "_upgrading",
@@ -92,6 +96,9 @@ class HttpConnection(asyncio.Protocol):
         self._early = bytearray()
         self._keep_alive = True
         self._response_started = False
+        self._head_request = False  # the request being answered is a HEAD
+        self._stream_body = False  # the stream being written carries a body
+        self._stream_remaining: int | None = None  # its bytes still owed, when its length is set
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self.websocket: WebSocketChannel | None = None
@@ -204,6 +211,7 @@ class HttpConnection(asyncio.Protocol):
                     self.transport.resume_reading()
                 self._keep_alive = request.keep_alive and not request.upgrade
                 self._response_started = False
+                self._head_request = request.method == "HEAD"
                 if self.server.closing:
                     self._keep_alive = False
                     self.send_response(503, [("content-type", "text/plain")], b"shutting down")
@@ -287,43 +295,98 @@ class HttpConnection(asyncio.Protocol):
         *,
         include_body: bool = True,
     ) -> None:
-        """Write a whole response to the current request."""
+        """Write a whole response to the current request.
+
+        The body is left out for HEAD (as with ``include_body=False``), 204 and 304. Raises
+        InvalidResponse, with nothing written, for a bad status or header (see
+        ``roost.protocol.http.header_line``).
+        """
         if self.closed or self.transport is None:
             return
         if self._response_started:
             raise InvalidState("a response was already sent for this request")
-        self._response_started = True
-        self.transport.write(
-            encode_response(
-                status, headers, body, keep_alive=self.keep_alive, include_body=include_body
-            )
+        keep_alive = self.keep_alive
+        data = encode_response(
+            status,
+            headers,
+            body,
+            keep_alive=keep_alive,
+            include_body=include_body and not self._head_request,
         )
+        self._response_started = True
+        self._keep_alive = keep_alive
+        self.transport.write(data)
 
-    def start_stream(self, status: int, headers: Iterable[tuple[str, str]]) -> None:
-        """Write the head of a chunked response; follow with ``write_chunk`` and ``end_stream``."""
+    def start_stream(
+        self,
+        status: int,
+        headers: Iterable[tuple[str, str]],
+        *,
+        content_length: int | None = None,
+        head_only: bool = False,
+    ) -> None:
+        """Write the head of a streamed response; follow with ``write_chunk`` and ``end_stream``.
+
+        The body is chunked unless ``content_length`` (bytes) is given. For HEAD (as with
+        ``head_only``), 204 and 304 only the head is sent: ``stream_has_body`` is then False
+        and ``write_chunk``/``end_stream`` write nothing. Raises InvalidResponse, with nothing
+        written, for a bad status or header.
+        """
         if self.closed or self.transport is None:
             raise ClientDisconnected("the client disconnected")
         if self._response_started:
             raise InvalidState("a response was already sent for this request")
-        self._response_started = True
-        self.transport.write(
-            encode_response_head(status, headers, content_length=None, keep_alive=self.keep_alive)
+        keep_alive = self.keep_alive
+        head = encode_response_head(
+            status, headers, content_length=content_length, keep_alive=keep_alive
         )
+        self._response_started = True
+        self._keep_alive = keep_alive
+        self._stream_body = not (head_only or self._head_request) and body_allowed(status)
+        self._stream_remaining = content_length
+        self.transport.write(head)
+
+    @property
+    def stream_has_body(self) -> bool:
+        """Whether the stream begun by ``start_stream`` carries a body (not for HEAD, 204, 304)."""
+        return self._stream_body
 
     async def write_chunk(self, data: bytes) -> None:
-        """Write one chunk of a streamed body, waiting while the client is slow to read."""
-        if not data:
+        """Write the next piece of a streamed body, waiting while the client is slow to read.
+
+        Raises InvalidState (and drops the connection) past the stream's ``content_length``.
+        """
+        if not data or not self._stream_body:
             return
         if self.closed or self.transport is None:
             raise ClientDisconnected("the client disconnected")
-        self.transport.write(encode_chunk(data))
+        remaining = self._stream_remaining
+        if remaining is None:
+            self.transport.write(encode_chunk(data))
+        elif len(data) > remaining:
+            self.abort()
+            raise InvalidState("the streamed body is longer than its content-length")
+        else:
+            self._stream_remaining = remaining - len(data)
+            self.transport.write(data)
         if self._write_paused:
             await self._drain()
 
     def end_stream(self) -> None:
-        """Finish a chunked body."""
-        if not self.closed and self.transport is not None:
+        """Finish a streamed body.
+
+        Raises InvalidState (and drops the connection) when the body is shorter than its
+        ``content_length``: the client must not take it for the whole.
+        """
+        if self.closed or self.transport is None or not self._stream_body:
+            return
+        self._stream_body = False
+        remaining = self._stream_remaining
+        if remaining is None:
             self.transport.write(b"0\r\n\r\n")
+        elif remaining:
+            self.abort()
+            raise InvalidState(f"the streamed body ended {remaining} bytes short of its length")
 
     @property
     def receiving(self) -> bool:
