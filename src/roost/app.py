@@ -458,6 +458,11 @@ class Roost:
             response = rejected.response
             conn.send_response(response.status_code, response.headers, response.body)
             return None
+        if conn.server.closing:  # shutdown began while the checks awaited: no new session
+            conn.send_response(
+                503, [("content-type", "text/plain; charset=utf-8")], b"shutting down"
+            )
+            return None
         key = request.headers.get("sec-websocket-key") or ""
         subprotocol = select_subprotocol(request.headers, endpoint.subprotocols)
         deflate_params = select_deflate(request.headers) if endpoint.options.compression else None

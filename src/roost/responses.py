@@ -110,9 +110,13 @@ class StreamingResponse(Response):
     The body is sent with chunked transfer encoding, or, when ``content_length`` (bytes) is
     given, as exactly that many bytes (a body that turns out longer or shorter is cut off and
     the connection dropped, so the client cannot take it for whole).
+
+    At a graceful shutdown a stream still running is given until ``shutdown_timeout``, then
+    dropped; with ``end_on_shutdown`` (SSEResponse's default) it ends at once instead, with
+    a proper end of body.
     """
 
-    __slots__ = ("content", "content_length")
+    __slots__ = ("content", "content_length", "end_on_shutdown")
 
     def __init__(
         self,
@@ -122,12 +126,14 @@ class StreamingResponse(Response):
         media_type: str = "application/octet-stream",
         *,
         content_length: int | None = None,
+        end_on_shutdown: bool = False,
     ) -> None:
         super().__init__(status_code, headers, b"")
         if not self.has_header("content-type"):
             self.headers.append(("content-type", media_type))
         self.content = content
         self.content_length = content_length
+        self.end_on_shutdown = end_on_shutdown
 
     def encode(self, item: Any) -> bytes:
         """One item of ``content`` as bytes: ``str`` as UTF-8, bytes-like as is."""
@@ -175,8 +181,9 @@ class StreamingResponse(Response):
             await items.aclose()
 
     async def write_to(self, conn: HttpConnection, *, include_body: bool = True) -> None:
-        """Stream this response on ``conn``; stop as soon as the client goes away.
-        ``include_body=False`` sends the head only, as for HEAD."""
+        """Stream this response on ``conn``; stop as soon as the client goes away (and, with
+        ``end_on_shutdown``, when the server shuts down). ``include_body=False`` sends the
+        head only, as for HEAD."""
         try:
             conn.start_stream(
                 self.status_code,
@@ -192,13 +199,17 @@ class StreamingResponse(Response):
             return
         chunks = self.chunks()
         stop = {asyncio.ensure_future(conn.wait_disconnected())}
+        if self.end_on_shutdown:
+            stop.add(asyncio.ensure_future(conn.server.wait_closing()))
         step: asyncio.Future[bytes | None] | None = None
         try:
             while True:
                 step = asyncio.ensure_future(anext(chunks, None))
                 await asyncio.wait({step, *stop}, return_when=asyncio.FIRST_COMPLETED)
                 if not step.done():
-                    raise ClientDisconnected("the client disconnected")
+                    if conn.closed:
+                        raise ClientDisconnected("the client disconnected")
+                    break  # the server is shutting down: end the body here
                 chunk = step.result()
                 if chunk is None:
                     break

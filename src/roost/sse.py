@@ -66,7 +66,8 @@ class SSEResponse(StreamingResponse):
     """Stream events from a sync or async generator of ``SSEMessage``, ``str`` or ``dict``.
 
     While the generator is idle for ``keep_alive`` seconds (15), a comment line keeps
-    proxies from closing the stream. When the client disconnects the generator is closed.
+    proxies from closing the stream. When the client disconnects, or the server shuts down,
+    the generator is closed and the stream ends (browsers reconnect by themselves).
     """
 
     __slots__ = ("keep_alive",)
@@ -79,7 +80,9 @@ class SSEResponse(StreamingResponse):
         *,
         keep_alive: float | None = 15.0,
     ) -> None:
-        super().__init__(content, status_code, headers, media_type="text/event-stream")
+        super().__init__(
+            content, status_code, headers, media_type="text/event-stream", end_on_shutdown=True
+        )
         for name, value in (("cache-control", "no-cache"), ("x-accel-buffering", "no")):
             if not self.has_header(name):
                 self.headers.append((name, value))

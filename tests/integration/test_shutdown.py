@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
 
 import websockets
 
-from roost import Roost
+from roost import Request, Roost, ServerOptions, SSEResponse, StreamingResponse
+from tests.http_client import read_response
+from tests.integration.guide_runner import ROOT, free_port
+from tests.test_sse import read_chunk
+
+APPS = ROOT / "tests" / "integration" / "apps"
 
 
 async def test_shutdown_flushes_then_closes_1001_and_runs_on_close(serve) -> None:  # type: ignore[no-untyped-def]
@@ -56,3 +63,172 @@ async def test_shutdown_flushes_then_closes_1001_and_runs_on_close(serve) -> Non
             pass
         else:
             raise AssertionError("the server still accepts connections after shutdown")
+
+
+def post(path: str, body: bytes) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+
+
+async def test_shutdown_lets_running_http_handlers_answer() -> None:
+    app = Roost(__file__)
+    entered = asyncio.Event()
+    finished: list[str] = []
+
+    @app.post("/slow")
+    async def slow(request: Request):  # type: ignore[no-untyped-def]
+        entered.set()
+        assert app.server is not None
+        await app.server.wait_closing()
+        await asyncio.sleep(0.2)  # the rest of the handler's work, after shutdown began
+        finished.append(request.body.decode())
+        return {"echo": request.body.decode()}
+
+    server = await app.create_server("127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(post("/slow", b"payload"))
+    await asyncio.wait_for(entered.wait(), 5)
+    await asyncio.wait_for(app.shutdown(), 15)
+    assert finished == ["payload"]  # shutdown waited for the handler
+    reply = await read_response(reader, "POST")
+    assert (reply.status, reply.json()) == (200, {"echo": "payload"})
+    assert reply.headers["connection"] == "close"
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
+
+
+async def test_sigterm_mid_request_still_answers() -> None:
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(APPS / "slow_app.py"),
+        "--port",
+        str(port),
+        "--log-level",
+        "WARNING",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        for _ in range(300):
+            assert proc.returncode is None, "the server exited"
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        else:
+            raise TimeoutError("the server did not start")
+        writer.write(post("/slow", b"in flight"))
+        assert proc.stdout is not None
+        assert await asyncio.wait_for(proc.stdout.readline(), 10) == b"handling\n"
+        proc.send_signal(signal.SIGTERM)
+        reply = await read_response(reader, "POST", timeout=15)
+        assert (reply.status, reply.json()) == (200, {"echo": "in flight"})
+        assert reply.headers["connection"] == "close"
+        writer.close()
+        assert await asyncio.wait_for(proc.wait(), 15) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_handshake_in_before_connect_at_shutdown_gets_503() -> None:
+    app = Roost(__file__)
+    entered = asyncio.Event()
+    go_on = asyncio.Event()
+    ran: list[str] = []
+
+    @app.websocket("/ws")
+    async def ws(websocket):  # type: ignore[no-untyped-def]
+        ran.append("handler")
+
+    @ws.on_connect
+    async def hello(websocket):  # type: ignore[no-untyped-def]
+        ran.append("on_connect")
+
+    @ws.before_connect
+    async def check(request: Request) -> None:
+        entered.set()
+        await go_on.wait()
+
+    server = await app.create_server("127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await asyncio.wait_for(entered.wait(), 5)
+    shutdown = asyncio.create_task(app.shutdown())
+    await asyncio.wait_for(server.wait_closing(), 5)
+    go_on.set()
+    reply = await read_response(reader)
+    assert (reply.status, reply.body) == (503, b"shutting down")
+    await asyncio.wait_for(shutdown, 15)
+    assert ran == []
+    assert await app.connections() == []
+    writer.close()
+
+
+async def test_streams_in_flight_end_at_shutdown() -> None:
+    # SSE ends at once, cleanly, however long shutdown_timeout is.
+    app = Roost(__file__, server_options=ServerOptions(shutdown_timeout=60))
+    ended: list[str] = []
+
+    @app.get("/events")
+    async def events():  # type: ignore[no-untyped-def]
+        async def gen():  # type: ignore[no-untyped-def]
+            try:
+                yield "first"
+                await asyncio.Event().wait()  # an event stream with nothing more to say
+            finally:
+                ended.append("events")
+
+        return SSEResponse(gen(), keep_alive=None)
+
+    server = await app.create_server("127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert await read_chunk(reader) == b": stream opened\n\n"
+    assert await read_chunk(reader) == b"data: first\n\n"
+    # The margin is generous: what matters is not waiting for shutdown_timeout (60 s).
+    await asyncio.wait_for(app.shutdown(), 20)
+    assert ended == ["events"]
+    assert await read_chunk(reader) == b""  # the end of the chunked body
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
+
+
+async def test_endless_plain_stream_is_cut_at_the_deadline() -> None:
+    # A plain stream is given until shutdown_timeout, then cut: never ended as if whole.
+    app = Roost(__file__, server_options=ServerOptions(shutdown_timeout=0.5))
+    ended: list[str] = []
+
+    @app.get("/download")
+    async def download():  # type: ignore[no-untyped-def]
+        async def gen():  # type: ignore[no-untyped-def]
+            try:
+                yield "part 1"
+                await asyncio.Event().wait()
+            finally:
+                ended.append("download")
+
+        return StreamingResponse(gen())
+
+    server = await app.create_server("127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /download HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert await read_chunk(reader) == b"part 1"
+    await asyncio.wait_for(app.shutdown(), 20)
+    assert ended == ["download"]
+    try:
+        rest = await asyncio.wait_for(reader.read(), 5)
+    except ConnectionResetError:
+        rest = b""
+    assert b"0\r\n\r\n" not in rest  # no end of body: the client knows it is cut short
+    writer.close()

@@ -171,6 +171,7 @@ class HttpConnection(asyncio.Protocol):
             self.transport.pause_reading()
         if self._task is None:
             self._task = self.loop.create_task(self._process())
+            self.server.track(self._task)  # graceful shutdown waits for the response
 
     def eof_received(self) -> bool | None:
         if self.websocket is not None:
@@ -222,7 +223,7 @@ class HttpConnection(asyncio.Protocol):
                         return
                 if self.websocket is not None or self.closed:
                     return
-                if not self._keep_alive or request.upgrade:
+                if not self.keep_alive or request.upgrade:
                     self.close()
                     return
             if not self.closed and not self._pending:
@@ -387,6 +388,21 @@ class HttpConnection(asyncio.Protocol):
         elif remaining:
             self.abort()
             raise InvalidState(f"the streamed body ended {remaining} bytes short of its length")
+
+    @property
+    def idle(self) -> bool:
+        """Whether the connection waits for a request: nothing is being received or answered,
+        and it is not a WebSocket."""
+        return (
+            self.websocket is None
+            and self._task is None
+            and not (self._parser is not None and self._parser.in_progress)
+        )
+
+    @property
+    def closing(self) -> bool:
+        """Whether the connection is closing or closed."""
+        return self.closed or self.transport is None or self.transport.is_closing()
 
     @property
     def receiving(self) -> bool:

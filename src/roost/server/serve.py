@@ -42,6 +42,7 @@ class Server:
         self.channels: set[WebSocketChannel] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.closing = False
+        self._closing = self.loop.create_future()
         self._corked: list[WebSocketChannel] = []
         self._servers: list[asyncio.Server] = []
         self._closed = self.loop.create_future()
@@ -129,13 +130,18 @@ class Server:
                 transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
 
     def track(self, task: asyncio.Task[None]) -> None:
-        """Keep ``task`` (a WebSocket session) so that shutdown can wait for it."""
+        """Keep ``task`` (a connection answering requests, a WebSocket session, an on_close)
+        so that shutdown can wait for it."""
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
     async def wait_closed(self) -> None:
         """Return once ``shutdown`` has finished."""
         await asyncio.shield(self._closed)
+
+    async def wait_closing(self) -> None:
+        """Return once ``shutdown`` has begun."""
+        await asyncio.shield(self._closing)
 
     async def shutdown(
         self,
@@ -144,30 +150,42 @@ class Server:
         code: int = 1001,
         reason: str = "server shutting down",
     ) -> None:
-        """Graceful shutdown: stop accepting, answer pending handshakes 503, close every
-        WebSocket with ``code`` (1001; 1012 for a restart), wait (up to ``timeout``, default
-        ``shutdown_timeout``) for the sessions and their on_close, then drop what is left."""
+        """Graceful shutdown, bounded by ``timeout`` (default ``shutdown_timeout``) seconds.
+
+        Stop accepting; close idle connections; close every WebSocket with ``code`` (1001;
+        1012 for a restart); let the requests being handled finish, their responses going
+        out with ``Connection: close`` (a handshake finishing now gets 503); wait for the
+        sessions and their on_close and for the connections to end. At the deadline, drop
+        the connections and cancel the tasks still running.
+        """
         if self.closing:
             await self.wait_closed()
             return
         self.closing = True
+        self._closing.set_result(None)
         timeout = self.options.shutdown_timeout if timeout is None else timeout
+        deadline = self.loop.time() + timeout
         for srv in self._servers:
             srv.close()
         for conn in list(self.connections):
-            if conn.websocket is None and conn._task is None and not conn.receiving:
+            if conn.idle:
                 conn.close()
         for channel in list(self.channels):
             channel.close(code, reason)
-        deadline = self.loop.time() + timeout
-        while (self.tasks or self.channels) and self.loop.time() < deadline:
-            pending = list(self.tasks) or [
-                asyncio.ensure_future(c.wait_closed()) for c in self.channels
-            ]
-            await asyncio.wait(pending, timeout=max(0.0, deadline - self.loop.time()))
+        while (remaining := deadline - self.loop.time()) > 0:
+            if self.tasks:
+                await asyncio.wait(list(self.tasks), timeout=remaining)
+                continue
+            # Connections on their way out: WebSockets closing, HTTP replies being flushed.
+            ending = [c for c in self.connections if c.websocket is not None or c.closing]
+            if not ending:
+                break
+            waiters = [asyncio.ensure_future(c.wait_disconnected()) for c in ending]
+            await asyncio.wait(waiters, timeout=remaining)
+            for waiter in waiters:
+                waiter.cancel()
         for conn in list(self.connections):
-            if conn.websocket is not None or conn._task is None:
-                conn.abort()
+            conn.abort()
         for task in list(self.tasks):
             task.cancel()
         if self.tasks:
