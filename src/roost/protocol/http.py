@@ -285,6 +285,8 @@ _STATUS_LINES: dict[int, bytes] = {}
 # are not allowed, and neither is anything outside Latin-1, which the wire cannot carry.
 _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FIELD_VALUE: Final = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+# Header names already found to be tokens (bounded: names may come from requests).
+_GOOD_NAMES: set[str] = set()
 # Framing is roost's to write: a handler's Content-Length or Transfer-Encoding is replaced.
 _FRAMING: Final = frozenset({"content-length", "transfer-encoding"})
 
@@ -312,9 +314,13 @@ def header_line(name: str, value: str) -> bytes:
     control character than tab, or a character outside Latin-1: such a header could end the
     head early or add headers of its own (response splitting).
     """
-    if not _TOKEN.fullmatch(name):
-        raise InvalidResponse(f"response header name {name!r} is not an RFC 9110 token")
-    if not _FIELD_VALUE.fullmatch(value):
+    if name not in _GOOD_NAMES:
+        if not _TOKEN.fullmatch(name):
+            raise InvalidResponse(f"response header name {name!r} is not an RFC 9110 token")
+        if len(_GOOD_NAMES) < 512:
+            _GOOD_NAMES.add(name)
+    # Fast path: printable ASCII (0x20-0x7E) is the common case; the regex decides the rest.
+    if not (value.isascii() and value.isprintable()) and not _FIELD_VALUE.fullmatch(value):
         raise InvalidResponse(
             f"response header {name!r} has a line break, a control character or a character "
             f"outside Latin-1 in its value {value!r}"
