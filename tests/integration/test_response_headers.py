@@ -188,6 +188,8 @@ def test_encoders_check_every_header() -> None:
             encode_response(200, [(name, value)], b"")
         with pytest.raises(InvalidResponse):
             accept_response("dGhlIHNhbXBsZSBub25jZQ==", extra_headers=[(name, value)])
+    with pytest.raises(InvalidResponse):
+        header_line("x-count", 5)  # type: ignore[arg-type]
     assert (
         header_line("X-Ok_1!", "tab\there, obs-text \xe9")
         == b"X-Ok_1!: tab\there, obs-text \xe9\r\n"

@@ -310,10 +310,13 @@ def is_token(text: str) -> bool:
 def header_line(name: str, value: str) -> bytes:
     """``name: value\\r\\n`` as bytes, once both are checked (RFC 9110 sections 5.1, 5.5).
 
-    Raises InvalidResponse for a name that is not a token, or a value with CR, LF, another
-    control character than tab, or a character outside Latin-1: such a header could end the
-    head early or add headers of its own (response splitting).
+    Raises InvalidResponse for a name or value that is not a ``str``, a name that is not a
+    token, or a value with CR, LF, another control character than tab, or a character
+    outside Latin-1: such a header could end the head early or add headers of its own
+    (response splitting).
     """
+    if type(name) is not str or type(value) is not str:
+        raise InvalidResponse(f"response header {name!r}: {value!r} is not a pair of str")
     if name not in _GOOD_NAMES:
         if not _TOKEN.fullmatch(name):
             raise InvalidResponse(f"response header name {name!r} is not an RFC 9110 token")
