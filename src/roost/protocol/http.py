@@ -315,7 +315,7 @@ def header_line(name: str, value: str) -> bytes:
     outside Latin-1: such a header could end the head early or add headers of its own
     (response splitting).
     """
-    if type(name) is not str or type(value) is not str:
+    if not isinstance(name, str) or not isinstance(value, str):
         raise InvalidResponse(f"response header {name!r}: {value!r} is not a pair of str")
     if name not in _GOOD_NAMES:
         if not _TOKEN.fullmatch(name):
