@@ -59,6 +59,8 @@ def is_valid_close_code(code: int) -> bool:
 
 def _apply_mask_python(data: bytes | bytearray, mask: bytes | bytearray) -> bytes:
     """XOR ``data`` with the repeated 4-byte ``mask`` (RFC 6455 section 5.3), without C."""
+    if len(mask) != 4:
+        raise ValueError("mask must be exactly 4 bytes")
     n = len(data)
     if n == 0:
         return b""
