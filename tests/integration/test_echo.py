@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import zlib
 
 import websockets
 
 from roost import Roost
+from tests.raw_ws import client_frame, connect, read_frame
 
 
 def echo_app() -> Roost:
@@ -47,3 +49,22 @@ async def test_two_hundred_clients_echo_twenty_messages(serve) -> None:  # type:
 
         done = await asyncio.gather(*(client(n) for n in range(200)))
         assert sorted(done) == list(range(200))
+
+
+async def test_messages_compressed_with_bfinal_blocks(serve) -> None:  # type: ignore[no-untyped-def]
+    """RFC 7692 section 7.2.3.4: a client may end each compressed message with a DEFLATE block
+    that has BFINAL set (zlib's Z_FINISH); every message after the first is still read."""
+    async with serve(echo_app()) as server:
+        reader, writer, head = await connect(
+            server.port, "/echo", {"Sec-WebSocket-Extensions": "permessage-deflate"}
+        )
+        assert b"permessage-deflate" in head
+        inflater = zlib.decompressobj(-15)  # the server's messages share one window
+        for text in ["first", "second", "third"]:
+            sender = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+            payload = sender.compress(text.encode()) + sender.flush(zlib.Z_FINISH)
+            writer.write(client_frame(1, payload, rsv1=True))
+            opcode, echoed = await read_frame(reader)
+            assert opcode == 1
+            assert inflater.decompress(echoed + b"\x00\x00\xff\xff").decode() == text
+        writer.close()

@@ -107,8 +107,8 @@ class PerMessageDeflate:
         out = self._compressor.compress(data) + self._compressor.flush(zlib.Z_SYNC_FLUSH)
         if self.params.server_no_context_takeover:
             self._compressor = self._new_compressor()
-        if out.endswith(_TAIL):
-            out = out[:-4]
+        # A sync flush always ends with the empty stored block 00 00 ff ff: drop it.
+        out = out[:-4]
         return out or b"\x00"
 
     def decompress(self, data: bytes, *, final: bool, max_size: int) -> bytes:
@@ -121,6 +121,16 @@ class PerMessageDeflate:
             data += _TAIL
         try:
             out = self._decompressor.decompress(data, max_size + 1)
+            while self._decompressor.eof and len(out) <= max_size:
+                # A block with BFINAL set ended the DEFLATE stream (section 7.2.3.4): what
+                # follows it in the message starts a new one.
+                rest = self._decompressor.unused_data
+                if not rest and not final:
+                    break  # the next frame goes on after the end; this loop picks it up
+                self._decompressor = self._new_decompressor()
+                if final and rest == _TAIL:
+                    break  # nothing followed but the tail appended above
+                out += self._decompressor.decompress(rest, max_size + 1 - len(out))
         except zlib.error as exc:
             raise ProtocolError(1007, f"invalid compressed data: {exc}") from None
         if len(out) > max_size or self._decompressor.unconsumed_tail:
