@@ -87,6 +87,50 @@ async def test_handshake_timeout_answers_408(serve) -> None:  # type: ignore[no-
         writer.close()
 
 
+def upload_app(**options: object) -> Roost:
+    app = simple_app(**options)
+
+    @app.post("/upload")
+    async def upload(request: Request) -> Response:
+        return Response(200, {"content-type": "text/plain"}, str(len(request.body)))
+
+    return app
+
+
+async def test_body_that_never_comes_answers_408(serve) -> None:  # type: ignore[no-untyped-def]
+    """The head arrived whole but the body did not: the request is in progress, so the
+    timeout answers 408 rather than dropping the connection without a word."""
+    async with serve(upload_app(handshake_timeout=0.2)) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+        reply = await asyncio.wait_for(reader.read(), 5)
+        assert reply.startswith(b"HTTP/1.1 408")
+        writer.close()
+
+
+async def test_body_sent_after_its_head_is_not_header_bytes(serve) -> None:  # type: ignore[no-untyped-def]
+    """Clients often write the head, then the body: a body larger than the header limit,
+    read in several pieces, is accepted (not answered 431)."""
+    async with serve(upload_app()) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        body = b"x" * 1_000_000
+        writer.write(
+            b"POST /upload HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)
+        )
+        # Wait until the server parsed the head alone, so that the body comes in later reads.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while not any(conn.receiving for conn in server.connections):
+            assert loop.time() < deadline, "the server never reported the request in progress"
+            await asyncio.sleep(0.01)
+        writer.write(body)
+        reply = await asyncio.wait_for(reader.read(), 5)
+        assert reply.startswith(b"HTTP/1.1 200"), reply[:100]
+        assert reply.endswith(b"\r\n\r\n1000000")
+        writer.close()
+
+
 async def test_close_timeout_drops_a_silent_peer(serve) -> None:  # type: ignore[no-untyped-def]
     app = Roost(__file__)
 

@@ -104,6 +104,7 @@ class RequestParser:
         "_head_size",
         "_header_bytes",
         "_headers",
+        "_in_body",
         "_in_head",
         "_parser",
         "_replayed",
@@ -134,6 +135,7 @@ class RequestParser:
         self._head_size = 0
         self._header_bytes = 0
         self._in_head = False
+        self._in_body = False
         self._body: list[bytes] = []
         self._body_size = 0
         self._done: list[HttpRequest] = []
@@ -142,13 +144,13 @@ class RequestParser:
     @property
     def in_progress(self) -> bool:
         """Whether part of a request has been received but not all of it."""
-        return self._in_head or bool(self._body)
+        return self._in_head or self._in_body
 
     def feed(self, data: bytes) -> list[HttpRequest]:
         """Parse ``data`` and return the requests it completes."""
         if self._stopped:
             return []
-        if not self._in_head and not self._body and self._head_size == 0:
+        if not self._in_head and not self._in_body:  # these bytes start a request's head
             self._in_head = True
         if self._in_head:
             self._head_size += len(data)
@@ -228,15 +230,14 @@ class RequestParser:
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._in_body = True
         self._head_size = 0
         if self._replayed is not None:
             self._headers, self._replayed = self._replayed, None
         for name, value in self._headers:
-            if name.lower() == "content-length":
-                if not value.strip().isdigit():
-                    raise HttpError(400, "invalid Content-Length")
-                if int(value) > self.max_body_size:
-                    raise HttpError(413, "request body too large")
+            # httptools has refused a Content-Length that is not digits (400) already.
+            if name.lower() == "content-length" and int(value) > self.max_body_size:
+                raise HttpError(413, "request body too large")
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
@@ -261,6 +262,7 @@ class RequestParser:
                 http_version=parser.get_http_version(),
             )
         )
+        self._in_body = False
         self._body = []
         self._body_size = 0
         self._head_size = 0
