@@ -138,17 +138,27 @@ class TestNegotiation:
         ("params", "header"),
         [
             (DeflateParams(), "permessage-deflate"),
-            (DeflateParams(server_no_context_takeover=True),
-             "permessage-deflate; server_no_context_takeover"),
-            (DeflateParams(client_no_context_takeover=True),
-             "permessage-deflate; client_no_context_takeover"),
-            (DeflateParams(server_max_window_bits=10),
-             "permessage-deflate; server_max_window_bits=10"),
-            (DeflateParams(client_max_window_bits=9),
-             "permessage-deflate; client_max_window_bits=9"),
-            (DeflateParams(True, True, 12, 11),
-             "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
-             "server_max_window_bits=12; client_max_window_bits=11"),
+            (
+                DeflateParams(server_no_context_takeover=True),
+                "permessage-deflate; server_no_context_takeover",
+            ),
+            (
+                DeflateParams(client_no_context_takeover=True),
+                "permessage-deflate; client_no_context_takeover",
+            ),
+            (
+                DeflateParams(server_max_window_bits=10),
+                "permessage-deflate; server_max_window_bits=10",
+            ),
+            (
+                DeflateParams(client_max_window_bits=9),
+                "permessage-deflate; client_max_window_bits=9",
+            ),
+            (
+                DeflateParams(True, True, 12, 11),
+                "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+                "server_max_window_bits=12; client_max_window_bits=11",
+            ),
         ],
     )
     def test_response_header(self, params: DeflateParams, header: str) -> None:
@@ -274,8 +284,7 @@ class TestDecompress:
         assert len(bomb) < 30_000
         exc = failure(codec().decompress, bomb[:-4], final=True, max_size=1_000_000)
         assert exc.code == 1009
-        exc = failure(codec().decompress, finished(b"\x00" * 1_000_000), final=True,
-                      max_size=1000)
+        exc = failure(codec().decompress, finished(b"\x00" * 1_000_000), final=True, max_size=1000)
         assert exc.code == 1009
 
     def test_bomb_over_several_frames(self) -> None:

@@ -21,8 +21,14 @@ from roost.protocol.errors import (
 
 @pytest.mark.parametrize(
     "cls",
-    [ProtocolError, HandshakeError, HttpError, InvalidState, WebSocketDisconnect,
-     ClientDisconnected],
+    [
+        ProtocolError,
+        HandshakeError,
+        HttpError,
+        InvalidState,
+        WebSocketDisconnect,
+        ClientDisconnected,
+    ],
 )
 def test_every_exception_is_a_roost_error(cls: type[Exception]) -> None:
     assert issubclass(cls, RoostError)

@@ -37,17 +37,34 @@ class TestOpcodesAndCloseCodes:
     def test_opcode_values(self) -> None:
         """Section 5.2: %x0 continuation, %x1 text, %x2 binary, %x8 close, %x9 ping, %xA pong."""
         assert [int(o) for o in Opcode] == [0x0, 0x1, 0x2, 0x8, 0x9, 0xA]
-        assert DATA_OPCODES == {0, 1, 2}
-        assert CONTROL_OPCODES == {8, 9, 10}
+        assert {0, 1, 2} == DATA_OPCODES
+        assert {8, 9, 10} == CONTROL_OPCODES
         assert MAX_CONTROL_PAYLOAD == 125
 
     def test_close_code_values(self) -> None:
         """Section 7.4.1 and the IANA registry (1012-1014)."""
-        assert [int(c) for c in CloseCode] == [1000, 1001, 1002, 1003] + list(range(1005, 1015))
+        assert [int(c) for c in CloseCode] == [1000, 1001, 1002, 1003, *list(range(1005, 1015))]
 
     @pytest.mark.parametrize(
-        "code", [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000,
-                 3999, 4000, 4999]
+        "code",
+        [
+            1000,
+            1001,
+            1002,
+            1003,
+            1007,
+            1008,
+            1009,
+            1010,
+            1011,
+            1012,
+            1013,
+            1014,
+            3000,
+            3999,
+            4000,
+            4999,
+        ],
     )
     def test_sendable_codes(self, code: int) -> None:
         assert is_valid_close_code(code)

@@ -64,8 +64,15 @@ class TestValidateRequest:
             sec_websocket_version=" 13 ",
         )
         assert validate_request("GET", hdrs) == SAMPLE_KEY
-        split = Headers([*GOOD[:1], ("Connection", "keep-alive"), ("Connection", "upgrade"),
-                         *GOOD[1:2], *GOOD[3:]])
+        split = Headers(
+            [
+                *GOOD[:1],
+                ("Connection", "keep-alive"),
+                ("Connection", "upgrade"),
+                *GOOD[1:2],
+                *GOOD[3:],
+            ]
+        )
         assert validate_request("GET", split) == SAMPLE_KEY
 
     @pytest.mark.parametrize("method", ["POST", "HEAD", "get", "PUT"])
@@ -146,8 +153,9 @@ class TestSubprotocol:
         assert select_subprotocol(hdrs, ("v2", "chat")) == "chat"
 
     def test_offers_across_repeated_headers(self) -> None:
-        hdrs = Headers([*GOOD, ("Sec-WebSocket-Protocol", "a, ,"),
-                        ("Sec-WebSocket-Protocol", " b ")])
+        hdrs = Headers(
+            [*GOOD, ("Sec-WebSocket-Protocol", "a, ,"), ("Sec-WebSocket-Protocol", " b ")]
+        )
         assert select_subprotocol(hdrs, ["b"]) == "b"
 
     def test_none_when_nothing_matches(self) -> None:
@@ -163,9 +171,13 @@ class TestSelectDeflate:
 
     def test_offers_across_headers(self) -> None:
         """RFC 7692 section 5: the first acceptable offer, in the order received."""
-        hdrs = Headers([*GOOD, ("Sec-WebSocket-Extensions", "x-foo"),
-                        ("Sec-WebSocket-Extensions",
-                         "permessage-deflate; server_max_window_bits=10")])
+        hdrs = Headers(
+            [
+                *GOOD,
+                ("Sec-WebSocket-Extensions", "x-foo"),
+                ("Sec-WebSocket-Extensions", "permessage-deflate; server_max_window_bits=10"),
+            ]
+        )
         assert select_deflate(hdrs) == DeflateParams(server_max_window_bits=10)
 
     def test_only_unacceptable_offers(self) -> None:

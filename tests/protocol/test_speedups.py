@@ -47,9 +47,7 @@ class TestSelection:
         monkeypatch.setenv("ROOST_NO_EXTENSIONS", "1")
         assert frames._load_speedups() == (PYTHON.apply_mask, PYTHON.parse_frame, False)
 
-    def test_missing_extension_selects_the_fallback(
-        self, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
+    def test_missing_extension_selects_the_fallback(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv("ROOST_NO_EXTENSIONS", raising=False)
         monkeypatch.setitem(sys.modules, "roost.protocol._speedups", None)  # import fails
         assert frames._load_speedups() == (PYTHON.apply_mask, PYTHON.parse_frame, False)

@@ -194,8 +194,6 @@ class WebSocketConnection:
             self._partial_done = 0
         done = self._partial_done
         chunk = buf[start + done : n]
-        if not chunk:
-            return
         if mask is not None:
             k = done % 4
             chunk = apply_mask(chunk, bytes(mask[k:]) + bytes(mask[:k]))
@@ -271,8 +269,7 @@ class WebSocketConnection:
             if not fin:
                 return
             message = b"".join(self._parts)  # type: ignore[arg-type]
-        if self.state is State.OPEN:
-            events.append(message)
+        events.append(message)  # also while CLOSING: the peer sent it before our close
         self._frag_opcode = 0
         self._frag_size = 0
         self._parts = []
@@ -294,7 +291,9 @@ class WebSocketConnection:
     def _fail(self, code: int, reason: str, events: list[Event]) -> None:
         """Fail the connection (RFC 6455 section 7.1.7): send a close frame, then close."""
         if self.state is State.OPEN:
-            self._out.append(self._frame(Opcode.CLOSE, encode_close_payload(code, reason[:100])))
+            # The reason is cut to fit the 125-byte control frame (section 5.5), on a character.
+            fitted = reason.encode("utf-8")[:123].decode("utf-8", "ignore")
+            self._out.append(self._frame(Opcode.CLOSE, encode_close_payload(code, fitted)))
             self.close_sent = True
         self.state = State.CLOSED
         self.close_code = code
