@@ -12,6 +12,7 @@ from roost.protocol.errors import (
     ClientDisconnected,
     HandshakeError,
     HttpError,
+    InvalidResponse,
     InvalidState,
     ProtocolError,
     RoostError,
@@ -25,6 +26,7 @@ from roost.protocol.errors import (
         ProtocolError,
         HandshakeError,
         HttpError,
+        InvalidResponse,
         InvalidState,
         WebSocketDisconnect,
         ClientDisconnected,
@@ -33,6 +35,12 @@ from roost.protocol.errors import (
 def test_every_exception_is_a_roost_error(cls: type[Exception]) -> None:
     assert issubclass(cls, RoostError)
     assert issubclass(RoostError, Exception)
+
+
+def test_invalid_response_is_a_value_error() -> None:
+    """A bad response is the app's mistake with a value, raised before anything is sent."""
+    assert issubclass(InvalidResponse, RoostError) and issubclass(InvalidResponse, ValueError)
+    assert str(InvalidResponse("bad header")) == "bad header"
 
 
 def test_protocol_error_carries_the_close_code() -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 
 from roost.protocol.deflate import DeflateParams
-from roost.protocol.errors import HandshakeError
+from roost.protocol.errors import HandshakeError, InvalidResponse
 from roost.protocol.handshake import (
     GUID,
     accept_key,
     accept_response,
+    check_subprotocols,
     is_upgrade_request,
     select_deflate,
     select_subprotocol,
@@ -165,6 +166,19 @@ class TestSubprotocol:
         assert select_subprotocol(hdrs, []) is None
 
 
+class TestCheckSubprotocols:
+    def test_tokens_pass_as_a_tuple(self) -> None:
+        """Section 4.1: each subprotocol is a token (RFC 2616's, now RFC 9110's)."""
+        assert check_subprotocols(["chat", "v2.json"]) == ("chat", "v2.json")
+        assert check_subprotocols(iter(["a"])) == ("a",)
+        assert check_subprotocols([]) == ()
+
+    @pytest.mark.parametrize("name", ["", "two words", "a,b", "x\r\nX-Evil: 1", "é", 3])
+    def test_non_tokens_are_refused(self, name: object) -> None:
+        with pytest.raises(ValueError, match="is not an RFC 9110 token"):
+            check_subprotocols(["chat", name])  # type: ignore[list-item]
+
+
 class TestSelectDeflate:
     def test_no_offer(self) -> None:
         assert select_deflate(headers()) is None
@@ -210,3 +224,12 @@ class TestAcceptResponse:
             b"X-Node: a\r\n"
             b"\r\n"
         )
+
+    @pytest.mark.parametrize(
+        "extra", [("X-A", "1\r\nX-Evil: 2"), ("X A", "1")], ids=["value", "name"]
+    )
+    def test_header_that_would_break_the_response_is_refused(self, extra: tuple[str, str]) -> None:
+        with pytest.raises(InvalidResponse):
+            accept_response(SAMPLE_KEY, extra_headers=[extra])
+        with pytest.raises(InvalidResponse):
+            accept_response(SAMPLE_KEY, subprotocol="a\r\nb")

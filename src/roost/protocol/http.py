@@ -180,9 +180,9 @@ class RequestParser:
 
     def _upgrade_requested(self, trailing: bytes) -> bytes | None:
         """httptools stopped after a request asking for a new protocol (it skips the body
-        of such a request). Return the bytes to parse again as plain HTTP, if any."""
-        if not self._done:
-            raise HttpError(400, "malformed upgrade request")
+        of such a request). Return the bytes to parse again as plain HTTP, if any.
+
+        httptools stops only once that request is complete, so it is the last one done."""
         request = self._done[-1]
         if request.method == "CONNECT":
             request.keep_alive = False
