@@ -17,13 +17,16 @@ Presence = dict[str, tuple[str, list[str]]]
 
 class Broker:
     """Base class. ``publish`` never blocks and keeps order; it never raises when the broker
-    is unreachable (messages are dropped then, and the failure is logged once).
+    is unreachable or its send queue is full: messages are dropped then, counted in
+    ``dropped``, and logged once per burst of drops, not once per message.
 
     A broker with ``replicated_presence`` relies on the hub to replicate presence through
     messages; otherwise it stores presence itself (``presence_*``).
     """
 
     replicated_presence = True
+    #: Messages this broker dropped since it was created (0 for brokers that never drop).
+    dropped = 0
 
     async def start(self, node_id: str, deliver: Deliver) -> None:
         """Connect; ``deliver(message)`` is then called for every message from other nodes."""
@@ -40,8 +43,13 @@ class Broker:
         """Record (or, with None, forget) a local connection, for brokers that store presence."""
 
     async def presence_all(self) -> Presence:
-        """Every connection known to the broker, for brokers that store presence."""
+        """The connections of the other nodes, for brokers that store presence."""
         return {}
+
+    async def presence_node(self, conn_id: str) -> str | None:
+        """The node connection ``conn_id`` is on (None when unknown), for brokers that store
+        presence; one O(1) look-up whatever the number of connections."""
+        return None
 
 
 class MemoryBroker(Broker):

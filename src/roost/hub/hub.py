@@ -10,8 +10,8 @@ from typing import Any
 
 import orjson
 
-from roost.hub.broker import Broker, Presence
-from roost.hub.registry import Registry
+from roost.hub.broker import Broker
+from roost.hub.registry import Registry, RemotePresence
 from roost.server.connection import WebSocketChannel
 
 logger = logging.getLogger("roost.hub")
@@ -40,7 +40,7 @@ class Hub:
         self.registry = Registry()
         self.broker = broker
         self.node_id = os.urandom(8).hex()
-        self._remote: dict[str, Presence] = {}  # node -> presence, for replicated brokers
+        self._remote = RemotePresence()  # other nodes' connections, for replicated brokers
 
     # -- life --------------------------------------------------------------------------------
 
@@ -143,25 +143,31 @@ class Hub:
 
     # -- presence ----------------------------------------------------------------------------
 
-    async def _all_remote(self) -> Presence:
-        if self.broker is None:
-            return {}
-        if self.broker.replicated_presence:
-            merged: Presence = {}
-            for presence in self._remote.values():
-                merged.update(presence)
-            return merged
-        everything = await self.broker.presence_all()
-        return {cid: e for cid, e in everything.items() if cid not in self.registry}
-
     async def _known(self, conn_id: str) -> bool:
-        return conn_id in await self._all_remote()
+        """Whether a connection not in this process is on another node: one index lookup
+        (replicated presence) or one O(1) broker query, whatever the number of connections."""
+        broker = self.broker
+        if broker is None:
+            return False
+        if broker.replicated_presence:
+            return conn_id in self._remote
+        node = await broker.presence_node(conn_id)
+        return node is not None and node != self.node_id
 
     async def connections(self, endpoint: str | None = None, room: str | None = None) -> list[str]:
         """Ids of open connections across the deployment (presence), optionally of one
         endpoint and room."""
         ids = self.registry.members(endpoint, room)
-        for cid, (ep, rooms) in (await self._all_remote()).items():
+        broker = self.broker
+        if broker is None:
+            return ids
+        if broker.replicated_presence:
+            ids.extend(self._remote.members(endpoint, room))
+            return ids
+        registry = self.registry
+        for cid, (ep, rooms) in (await broker.presence_all()).items():
+            if cid in registry:
+                continue
             if (endpoint is None or ep == endpoint) and (room is None or room in rooms):
                 ids.append(cid)
         return ids
@@ -191,14 +197,9 @@ class Hub:
             (registry.join if kind == "join" else registry.leave)(msg["id"], msg["r"])
             self._presence_changed(msg["id"])
         elif kind == "p":
-            presence = self._remote.setdefault(node, {})
-            if msg["e"] is None:
-                presence.pop(msg["id"], None)
-            else:
-                endpoint, rooms = msg["e"]
-                presence[msg["id"]] = (endpoint, list(rooms))
+            entry = msg["e"]
+            self._remote.update(node, msg["id"], None if entry is None else (entry[0], entry[1]))
         elif kind == "hello":
-            self._remote.setdefault(node, {})
             if self.broker is not None and self.broker.replicated_presence:
                 state = {
                     cid: (registry.endpoint_of(cid), sorted(registry.rooms_of(cid)))
@@ -206,6 +207,6 @@ class Hub:
                 }
                 self._publish({"t": "state", "to": node, "c": state})
         elif kind == "state" and msg["to"] == self.node_id:
-            self._remote[node] = {cid: (e[0], list(e[1])) for cid, e in msg["c"].items()}
+            self._remote.replace(node, {cid: (e[0], e[1]) for cid, e in msg["c"].items()})
         elif kind == "gone":
-            self._remote.pop(node, None)
+            self._remote.forget(node)

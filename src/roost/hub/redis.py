@@ -1,9 +1,23 @@
-"""Redis broker: pub/sub for hub messages, presence in per-server hashes that expire.
+"""Redis broker: pub/sub for hub messages, and presence stored in Redis.
 
-A server that crashes stops refreshing its presence key, which Redis then drops within
-``presence_ttl`` seconds (30 by default), so its connections leave ``app.connections()``.
-While Redis is unreachable, local delivery goes on, cross-server messages are dropped
-(at-most-once), the failure is logged once, and roost reconnects with backoff.
+Keys, with ``prefix`` (``roost`` by default) and ``<node>`` the random id of one server
+process:
+
+- ``<prefix>:presence:<node>``, a hash: connection id -> JSON ``[endpoint, rooms]`` for the
+  connections of that server. It expires after ``presence_ttl`` seconds unless refreshed.
+- ``<prefix>:conn:<id>``, a string: the node connection ``<id>`` is on, with the same expiry.
+  ``send_to`` and ``disconnect`` for a connection elsewhere read this one key.
+- ``<prefix>:nodes``, a set: the servers that may have presence. ``connections()`` reads it and
+  then each member's hash; a member whose hash has expired is removed there and then.
+
+Each server writes its changes as they happen and, every ``presence_ttl / 3`` seconds, rewrites
+its hash and pushes back its keys' expiry, so a server that dies without cleaning up leaves
+presence within ``presence_ttl`` seconds (30 by default). One task sends everything, in order:
+whatever is queued when it wakes goes to Redis in one pipeline (one round trip).
+
+While Redis is unreachable, local delivery goes on; cross-server messages are dropped
+(at-most-once) and counted in ``dropped``; the outage is logged once, and so is each burst of
+drops, with its count when it ends; roost reconnects with backoff.
 """
 
 from __future__ import annotations
@@ -11,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from typing import Any
 
 import orjson
@@ -19,13 +34,44 @@ from roost.hub.broker import Broker, Deliver, Presence
 
 logger = logging.getLogger("roost.hub")
 
+#: Default bound on the messages waiting to be sent to Redis (count, then bytes).
 QUEUE_LIMIT = 100_000
+QUEUE_BYTES = 64 * 1024 * 1024
+#: Most messages sent in one pipeline.
+BATCH_LIMIT = 10_000
+#: Most fields or keys written by one command of a presence rewrite.
+CHUNK = 1_000
+#: Longest wait, in seconds, between two attempts to reach Redis.
 MAX_BACKOFF = 5.0
+
+# Remove from the set KEYS[1] each node ARGV[i] whose presence hash KEYS[i + 1] is gone,
+# atomically, so a server that writes its hash meanwhile is never removed.
+_PRUNE = """
+local removed = 0
+for i, node in ipairs(ARGV) do
+  if redis.call('EXISTS', KEYS[i + 1]) == 0 then
+    removed = removed + redis.call('SREM', KEYS[1], node)
+  end
+end
+return removed
+"""
+
+Entry = tuple[str, list[str]]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class RedisBroker(Broker):
     """``RedisBroker("redis://host:6379/0")``: every roost server using this Redis (and the
-    same ``channel``) reaches every other one's connections."""
+    same ``channel`` and ``prefix``) reaches every other one's connections.
+
+    ``presence_ttl`` (seconds, 1 to 60, default 30) bounds how long a server that died keeps
+    its connections in presence. At most ``queue_limit`` messages (default 100,000) and
+    ``queue_bytes`` bytes (default 64 MiB) wait to be sent; past that, and while Redis is
+    unreachable, messages are dropped and counted in ``dropped``.
+    """
 
     replicated_presence = False
 
@@ -36,20 +82,50 @@ class RedisBroker(Broker):
         channel: str = "roost:hub",
         presence_ttl: float = 30.0,
         prefix: str = "roost",
+        queue_limit: int = QUEUE_LIMIT,
+        queue_bytes: int = QUEUE_BYTES,
     ) -> None:
         if not 1 <= presence_ttl <= 60:
             raise ValueError("presence_ttl must be between 1 and 60 seconds")
+        if queue_limit < 1 or queue_bytes < 1:
+            raise ValueError("queue_limit and queue_bytes must be positive")
         self.url = url
         self.channel = channel
         self.presence_ttl = presence_ttl
         self.prefix = prefix
-        self._client: Any = None
-        self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(QUEUE_LIMIT)
-        self._tasks: list[asyncio.Task[None]] = []
-        self._local: Presence = {}
-        self._key = ""
-        self._down = False
+        self.queue_limit = queue_limit
+        self.queue_bytes = queue_bytes
+        #: Messages dropped since the broker was created (queue full or Redis unreachable).
         self.dropped = 0
+        self._client: Any = None
+        self._prune: Any = None
+        self._node = ""
+        self._key = ""
+        self._nodes_key = f"{prefix}:nodes"
+        self._queue: deque[bytes] = deque()
+        self._queued_bytes = 0
+        self._local: dict[str, Entry] = {}
+        self._dirty: dict[str, Entry | None] = {}  # presence changes not yet written
+        self._beat_due = True
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._sender: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._down = False
+        self._refusing = False
+        self._burst = 0  # drops since the current burst began
+
+    @property
+    def queued(self) -> int:
+        """Messages waiting to be sent to Redis."""
+        return len(self._queue)
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes of the messages waiting to be sent to Redis."""
+        return self._queued_bytes
+
+    # -- logging, once per state change -------------------------------------------------------
 
     def _failed(self, exc: BaseException) -> None:
         if not self._down:
@@ -63,32 +139,204 @@ class RedisBroker(Broker):
             self._down = False
             logger.warning("Redis at %s reachable again: cross-server delivery resumed", self.url)
 
+    def _refused(self, exc: BaseException | None) -> None:
+        if exc is not None and not self._refusing:
+            logger.warning("Redis at %s refused a command: %s", self.url, exc)
+        self._refusing = exc is not None
+
+    def _drop(self, count: int, reason: str) -> None:
+        if self._burst == 0:
+            logger.warning("dropping messages to other servers: %s", reason)
+        self._burst += count
+        self.dropped += count
+
+    def _burst_over(self) -> None:
+        """After a successful send: end the burst once the queue is down to half its bound."""
+        if (
+            self._burst
+            and len(self._queue) <= self.queue_limit // 2
+            and self._queued_bytes <= self.queue_bytes // 2
+        ):
+            logger.warning("dropped %d messages to other servers; sending again", self._burst)
+            self._burst = 0
+
+    # -- life ---------------------------------------------------------------------------------
+
     async def start(self, node_id: str, deliver: Deliver) -> None:
         import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
+        # No retries inside redis-py: a resent pipeline could deliver a message twice. The
+        # loops below retry with their own backoff.
         self._client = aioredis.from_url(
-            self.url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=10
+            self.url,
+            socket_connect_timeout=2,
+            socket_timeout=5,
+            health_check_interval=10,
+            retry=Retry(NoBackoff(), 0),
         )
-        self._key = f"{self.prefix}:presence:{node_id}"
+        self._prune = self._client.register_script(_PRUNE)
+        self._node = node_id
+        self._key = self._presence_key(node_id)
+        self._closing = False
+        self._beat_due = True
+        self._sender = asyncio.create_task(self._send())
         self._tasks = [
             asyncio.create_task(self._read(deliver)),
-            asyncio.create_task(self._send()),
             asyncio.create_task(self._heartbeat()),
+            self._sender,
         ]
 
-    def publish(self, message: bytes) -> None:
-        try:
-            self._queue.put_nowait(("pub", message))
-        except asyncio.QueueFull:
-            self.dropped += 1
+    async def stop(self, node_id: str) -> None:
+        """Send what is queued (for at most 2 s), then remove this server's presence."""
+        self._closing = True
+        self._wake.set()
+        if self._sender is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._sender), 2)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._client is None:
+            return
+        with contextlib.suppress(Exception):
+            pipe = self._client.pipeline(transaction=False)
+            pipe.delete(self._key)
+            pipe.srem(self._nodes_key, self._node)
+            self._delete_conn_keys(pipe, list(self._local))
+            await asyncio.wait_for(pipe.execute(), 2)
+        with contextlib.suppress(Exception):
+            await self._client.aclose()
 
-    def presence_update(self, conn_id: str, entry: tuple[str, list[str]] | None) -> None:
+    # -- keys ---------------------------------------------------------------------------------
+
+    def _presence_key(self, node: str) -> str:
+        return f"{self.prefix}:presence:{node}"
+
+    def _conn_key(self, conn_id: str) -> str:
+        return f"{self.prefix}:conn:{conn_id}"
+
+    # -- outgoing -----------------------------------------------------------------------------
+
+    def publish(self, message: bytes) -> None:
+        if (
+            len(self._queue) >= self.queue_limit
+            or self._queued_bytes + len(message) > self.queue_bytes
+        ):
+            self._drop(1, "the send queue is full")
+            return
+        self._queue.append(message)
+        self._queued_bytes += len(message)
+        self._wake.set()
+
+    def presence_update(self, conn_id: str, entry: Entry | None) -> None:
         if entry is None:
             self._local.pop(conn_id, None)
         else:
             self._local[conn_id] = entry
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(("presence", (conn_id, entry)))
+        self._dirty[conn_id] = entry  # one pending write per connection, never dropped
+        self._wake.set()
+
+    def _take(self) -> list[bytes]:
+        queue = self._queue
+        batch = [queue.popleft() for _ in range(min(len(queue), BATCH_LIMIT))]
+        self._queued_bytes -= sum(map(len, batch))
+        return batch
+
+    async def _send(self) -> None:
+        """The one writer: each round sends the pending presence and the queued messages
+        (up to ``BATCH_LIMIT``) in one pipeline, in order."""
+        from redis.exceptions import RedisError
+
+        backoff = 0.1
+        while True:
+            if not (self._queue or self._dirty or self._beat_due):
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch = self._take()
+            dirty, self._dirty = self._dirty, {}
+            beat, self._beat_due = self._beat_due, False
+            pipe = self._client.pipeline(transaction=False)
+            if beat:
+                self._write_all_presence(pipe, dirty)
+            else:
+                self._write_presence(pipe, dirty)
+            for message in batch:
+                pipe.publish(self.channel, message)
+            try:
+                results = await pipe.execute(raise_on_error=False)
+            except (RedisError, OSError) as exc:
+                self._failed(exc)
+                self._beat_due = True  # presence is rewritten whole once Redis is back
+                if batch:
+                    self._drop(len(batch), f"Redis at {self.url} is unreachable")
+                if self._closing:
+                    return
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                continue
+            backoff = 0.1
+            self._recovered()
+            errors = [r for r in results if isinstance(r, Exception)]
+            self._refused(errors[0] if errors else None)
+            refused = sum(isinstance(r, Exception) for r in results[len(results) - len(batch) :])
+            if refused:
+                self._drop(refused, f"Redis at {self.url} refused them: {errors[0]}")
+            else:
+                self._burst_over()
+
+    def _write_presence(self, pipe: Any, dirty: dict[str, Entry | None]) -> None:
+        """Queue the writes for the presence changes in ``dirty``."""
+        added = {cid: orjson.dumps(e) for cid, e in dirty.items() if e is not None}
+        gone = [cid for cid, e in dirty.items() if e is None]
+        ttl_ms = int(self.presence_ttl * 1000)
+        if added:
+            pipe.hset(self._key, mapping=added)
+            pipe.pexpire(self._key, ttl_ms)
+            pipe.sadd(self._nodes_key, self._node)
+            for cid in added:
+                pipe.set(self._conn_key(cid), self._node, px=ttl_ms)
+        if gone:
+            pipe.hdel(self._key, *gone)
+            self._delete_conn_keys(pipe, gone)
+
+    def _write_all_presence(self, pipe: Any, dirty: dict[str, Entry | None]) -> None:
+        """Queue a rewrite of this server's whole presence and of every key's expiry. The new
+        hash is built aside and renamed over the old one, so readers never see it half done."""
+        local = self._local
+        ttl_ms = int(self.presence_ttl * 1000)
+        if local:
+            aside = f"{self._key}:next"
+            pipe.delete(aside)
+            items = [(cid, orjson.dumps(e)) for cid, e in local.items()]
+            for i in range(0, len(items), CHUNK):
+                pipe.hset(aside, mapping=dict(items[i : i + CHUNK]))
+            pipe.pexpire(aside, ttl_ms)
+            pipe.rename(aside, self._key)
+            pipe.sadd(self._nodes_key, self._node)
+            for cid in local:
+                pipe.set(self._conn_key(cid), self._node, px=ttl_ms)
+        else:
+            pipe.delete(self._key)
+            pipe.srem(self._nodes_key, self._node)
+        self._delete_conn_keys(pipe, [cid for cid, e in dirty.items() if e is None])
+
+    def _delete_conn_keys(self, pipe: Any, conn_ids: list[str]) -> None:
+        for i in range(0, len(conn_ids), CHUNK):
+            pipe.delete(*[self._conn_key(cid) for cid in conn_ids[i : i + CHUNK]])
+
+    async def _heartbeat(self) -> None:
+        """Ask the sender for a presence rewrite every ``presence_ttl / 3`` seconds."""
+        while True:
+            await asyncio.sleep(self.presence_ttl / 3)
+            self._beat_due = True
+            self._wake.set()
+
+    # -- incoming -----------------------------------------------------------------------------
 
     async def _read(self, deliver: Deliver) -> None:
         from redis.exceptions import RedisError
@@ -99,6 +347,8 @@ class RedisBroker(Broker):
             try:
                 await pubsub.subscribe(self.channel)
                 self._recovered()
+                self._beat_due = True  # Redis may have restarted empty: write presence again
+                self._wake.set()
                 backoff = 0.1
                 async for item in pubsub.listen():
                     if item.get("type") == "message":
@@ -111,70 +361,46 @@ class RedisBroker(Broker):
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
 
-    async def _send(self) -> None:
+    # -- presence queries ---------------------------------------------------------------------
+
+    async def presence_node(self, conn_id: str) -> str | None:
+        """One GET of ``<prefix>:conn:<id>``; None while Redis is unreachable."""
         from redis.exceptions import RedisError
 
-        while True:
-            kind, item = await self._queue.get()
-            try:
-                if kind == "pub":
-                    await self._client.publish(self.channel, item)
-                else:
-                    conn_id, entry = item
-                    if entry is None:
-                        await self._client.hdel(self._key, conn_id)
-                    else:
-                        pipe = self._client.pipeline(transaction=False)
-                        pipe.hset(self._key, conn_id, orjson.dumps(entry))
-                        pipe.expire(self._key, int(self.presence_ttl) + 1)
-                        await pipe.execute()
-                self._recovered()
-            except (RedisError, OSError) as exc:
-                self._failed(exc)  # dropped: delivery is at-most-once
-
-    async def _heartbeat(self) -> None:
-        """Rewrite this server's presence and push its expiry back, every ttl/3 seconds."""
-        from redis.exceptions import RedisError
-
-        while True:
-            try:
-                pipe = self._client.pipeline(transaction=True)
-                pipe.delete(self._key)
-                if self._local:
-                    pipe.hset(
-                        self._key, mapping={k: orjson.dumps(v) for k, v in self._local.items()}
-                    )
-                    pipe.expire(self._key, int(self.presence_ttl) + 1)
-                await pipe.execute()
-                self._recovered()
-            except (RedisError, OSError) as exc:
-                self._failed(exc)
-            await asyncio.sleep(self.presence_ttl / 3)
+        if self._client is None or self._down:
+            return None
+        try:
+            node = await self._client.get(self._conn_key(conn_id))
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            return None
+        return None if node is None else _text(node)
 
     async def presence_all(self) -> Presence:
+        """One SMEMBERS, then one pipeline of HGETALL, one per other server (no keyspace scan);
+        empty while Redis is unreachable."""
         from redis.exceptions import RedisError
 
         result: Presence = {}
+        if self._client is None or self._down:
+            return result
         try:
-            keys = [k async for k in self._client.scan_iter(match=f"{self.prefix}:presence:*")]
-            if keys:
-                pipe = self._client.pipeline(transaction=False)
-                for key in keys:
-                    pipe.hgetall(key)
-                for mapping in await pipe.execute():
-                    for cid, raw in mapping.items():
-                        endpoint, rooms = orjson.loads(raw)
-                        result[cid.decode() if isinstance(cid, bytes) else cid] = (endpoint, rooms)
+            nodes = [_text(n) for n in await self._client.smembers(self._nodes_key)]
+            nodes = [n for n in nodes if n != self._node]
+            if not nodes:
+                return result
+            pipe = self._client.pipeline(transaction=False)
+            for node in nodes:
+                pipe.hgetall(self._presence_key(node))
+            mappings = await pipe.execute()
+            gone = [node for node, mapping in zip(nodes, mappings, strict=True) if not mapping]
+            if gone:
+                keys = [self._nodes_key, *(self._presence_key(n) for n in gone)]
+                await self._prune(keys=keys, args=gone)
+            for mapping in mappings:
+                for cid, raw in mapping.items():
+                    endpoint, rooms = orjson.loads(raw)
+                    result[_text(cid)] = (endpoint, rooms)
         except (RedisError, OSError) as exc:
             self._failed(exc)
         return result
-
-    async def stop(self, node_id: str) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._client is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._client.delete(self._key), 2)
-            with contextlib.suppress(Exception):
-                await self._client.aclose()

@@ -1,4 +1,5 @@
-"""The connections of one process: id -> channel, endpoints, rooms, and local delivery."""
+"""The connections of one process: id -> channel, endpoints, rooms, and local delivery; and
+the replicated index of other nodes' connections (``RemotePresence``)."""
 
 from __future__ import annotations
 
@@ -133,3 +134,72 @@ class Registry:
             return False
         channel.close(code, reason)
         return True
+
+
+class RemotePresence:
+    """Other nodes' connections as replicated through broker messages (memory and ipc
+    brokers): id -> (node, endpoint, rooms).
+
+    Finding a connection's node is one dict lookup; replacing or forgetting a node costs
+    that node's connections only; listing one endpoint visits that endpoint's connections.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[str, str, list[str]]] = {}
+        self._by_node: dict[str, set[str]] = {}
+        self._by_endpoint: dict[str, set[str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, conn_id: object) -> bool:
+        return conn_id in self._entries
+
+    def node_of(self, conn_id: str) -> str | None:
+        """The node a remote connection is on, or None when it is not known."""
+        entry = self._entries.get(conn_id)
+        return None if entry is None else entry[0]
+
+    def update(self, node: str, conn_id: str, entry: tuple[str, list[str]] | None) -> None:
+        """Record ``node``'s connection ``conn_id`` with its (endpoint, rooms), or with None
+        forget it (only if it was recorded for ``node``)."""
+        old = self._entries.get(conn_id)
+        if entry is None:
+            if old is not None and old[0] == node:
+                self._drop(conn_id)
+            return
+        if old is not None:
+            self._drop(conn_id)
+        endpoint, rooms = entry
+        self._entries[conn_id] = (node, endpoint, list(rooms))
+        self._by_node.setdefault(node, set()).add(conn_id)
+        self._by_endpoint.setdefault(endpoint, set()).add(conn_id)
+
+    def replace(self, node: str, entries: dict[str, tuple[str, list[str]]]) -> None:
+        """Make ``entries`` (id -> (endpoint, rooms)) the whole presence of ``node``."""
+        self.forget(node)
+        for conn_id, entry in entries.items():
+            self.update(node, conn_id, entry)
+
+    def forget(self, node: str) -> None:
+        """Forget every connection of ``node`` (it left or died)."""
+        for conn_id in list(self._by_node.get(node, ())):
+            self._drop(conn_id)
+        self._by_node.pop(node, None)
+
+    def _drop(self, conn_id: str) -> None:
+        node, endpoint, _ = self._entries.pop(conn_id)
+        for index, key in ((self._by_node, node), (self._by_endpoint, endpoint)):
+            ids = index.get(key)
+            if ids is not None:
+                ids.discard(conn_id)
+                if not ids:
+                    del index[key]
+
+    def members(self, endpoint: str | None = None, room: str | None = None) -> list[str]:
+        """Ids of remote connections, optionally of one endpoint and room."""
+        ids = self._entries if endpoint is None else self._by_endpoint.get(endpoint, ())
+        if room is None:
+            return list(ids)
+        entries = self._entries
+        return [cid for cid in ids if room in entries[cid][2]]
