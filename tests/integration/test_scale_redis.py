@@ -2,72 +2,44 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import signal
-import subprocess
-import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 import pytest
+import websockets
 
 from tests.integration.cluster import ClusterServer, ask, eventually, receive_text
-from tests.integration.guide_runner import free_port
+from tests.redis_server import RedisServer, needs_redis
 
-REDIS = shutil.which("redis-server")
-pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server is not installed")
-
-
-class Redis:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.dir = tempfile.mkdtemp()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        assert REDIS is not None
-        self.proc = subprocess.Popen(
-            [
-                REDIS,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self.dir,
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0?presence_ttl=2"
+pytestmark = needs_redis
 
 
 @pytest.fixture
-def redis() -> Iterator[Redis]:
-    server = Redis()
+async def redis() -> AsyncIterator[RedisServer]:
+    server = RedisServer()
     server.start()
     try:
+        await server.ready()
         yield server
     finally:
         server.kill()
         shutil.rmtree(server.dir, ignore_errors=True)
 
 
-async def test_two_servers_through_redis_survive_outages_and_crashes(redis: Redis) -> None:
-    await asyncio.sleep(0.2)
-    one = await ClusterServer("--broker", redis.url).ready()
-    two = await ClusterServer("--broker", redis.url).ready()
+async def is_listed(ws: websockets.ClientConnection, conn_id: object) -> bool:
+    return conn_id in (await ask(ws, op="connections"))["connections"]  # type: ignore[operator]
+
+
+def broker_url(redis: RedisServer) -> str:
+    return f"{redis.url}?presence_ttl=2"
+
+
+async def test_two_servers_through_redis_survive_outages_and_crashes(
+    redis: RedisServer,
+) -> None:
+    one = await ClusterServer("--broker", broker_url(redis)).ready()
+    two = await ClusterServer("--broker", broker_url(redis)).ready()
     try:
         a, a_hello = await one.client()
         local, _ = await one.client()
@@ -83,6 +55,21 @@ async def test_two_servers_through_redis_survive_outages_and_crashes(redis: Redi
         assert await receive_text(local) == "over redis"
         assert await ask(a, op="send_to", id=b_hello["id"], text="to b") == {"sent": True}
         assert await receive_text(b) == "to b"
+
+        # Disconnect across servers; then that id is known nowhere.
+        kicked, kicked_hello = await two.client()
+        await eventually(lambda: is_listed(a, kicked_hello["id"]))
+        assert await ask(a, op="disconnect", id=kicked_hello["id"]) == {
+            "disconnected": kicked_hello["id"]
+        }
+        await kicked.wait_closed()
+        assert kicked.close_code == 4000
+
+        async def kicked_unknown() -> bool:
+            reply = await ask(a, op="send_to", id=kicked_hello["id"], text="late")
+            return reply == {"sent": False}
+
+        await eventually(kicked_unknown)
 
         # Redis goes away: local delivery goes on, nothing crashes.
         redis.kill()

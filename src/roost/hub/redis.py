@@ -189,7 +189,8 @@ class RedisBroker(Broker):
         ]
 
     async def stop(self, node_id: str) -> None:
-        """Send what is queued (for at most 2 s), then remove this server's presence."""
+        """Send what is queued, then remove this server's presence (each step bounded to
+        2 s, so that shutdown never waits on an unreachable Redis)."""
         self._closing = True
         self._wake.set()
         if self._sender is not None:
@@ -197,7 +198,8 @@ class RedisBroker(Broker):
                 await asyncio.wait_for(asyncio.shield(self._sender), 2)
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:  # bounded: a command cut short may take a while to give up
+            await asyncio.wait(self._tasks, timeout=2)
         if self._client is None:
             return
         with contextlib.suppress(Exception):
@@ -207,7 +209,7 @@ class RedisBroker(Broker):
             self._delete_conn_keys(pipe, list(self._local))
             await asyncio.wait_for(pipe.execute(), 2)
         with contextlib.suppress(Exception):
-            await self._client.aclose()
+            await asyncio.wait_for(self._client.aclose(), 2)
 
     # -- keys ---------------------------------------------------------------------------------
 
