@@ -13,10 +13,11 @@ from roost.protocol.errors import (
 )
 from roost.requests import Client, Headers, QueryParams, Request
 from roost.responses import Response, StreamingResponse
+from roost.routes import WebSocketEndpoint
 from roost.server.options import ServerOptions, WebSocketOptions
 from roost.sse import SSEMessage, SSEResponse
 from roost.staticfiles import serve_file, serve_html
-from roost.websocket import WebSocket, WebSocketAdapter, WebSocketEndpoint
+from roost.websocket import WebSocket, WebSocketAdapter
 
 __all__ = [
     "Client",

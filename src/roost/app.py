@@ -1,63 +1,36 @@
-"""Roost (also exported as Robyn): routes, WebSocket endpoints, dependencies, and serving."""
+"""The registration API: Roost (also exported as Robyn) and SubRouter. Routes, WebSocket
+endpoints, hooks, dependencies and CORS are registered here into ``Routes``; delivery from
+anywhere goes to the hub; ``create_server``/``shutdown``/``start`` run the app.
+
+Requests are answered by ``roost.dispatch``; processes are run by ``roost.runner``.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from roost.calls import DEFAULT_SYNC_THREADS, Caller
+from roost.dispatch import Dispatcher
 from roost.hub.broker import Broker
 from roost.hub.hub import Hub
-from roost.middleware import CORS, DEFAULT_CORS_METHODS, Middlewares
+from roost.hub.urls import make_broker
+from roost.middleware import CORS, DEFAULT_CORS_METHODS
 from roost.origins import OriginPolicy
-from roost.params import plan, resolve
-from roost.protocol.deflate import PerMessageDeflate
-from roost.protocol.errors import ClientDisconnected, HandshakeError, HttpError
-from roost.protocol.handshake import (
-    accept_response,
-    is_upgrade_request,
-    select_deflate,
-    select_subprotocol,
-    validate_request,
-)
-from roost.protocol.http import HttpRequest
-from roost.requests import Client, QueryParams, Request
-from roost.responses import Response, StreamingResponse, plain, to_response
-from roost.routing import Pattern, Router, canonical, normalize
-from roost.server.connection import HttpConnection, WebSocketChannel
+from roost.params import plan
+from roost.protocol.errors import ClientDisconnected
+from roost.requests import Request
+from roost.responses import Response
+from roost.routes import HTTP_METHODS, HttpRoute, Routes, WebSocketEndpoint
+from roost.routing import Pattern, normalize
 from roost.server.options import ServerOptions, WebSocketOptions
 from roost.server.serve import Server
-from roost.session import Session
 from roost.staticfiles import directory_handler
-from roost.websocket import WebSocket, WebSocketEndpoint
 
 logger = logging.getLogger("roost")
 
 Handler = Callable[..., Any]
-HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
-
-
-class HttpRoute:
-    """One HTTP handler, its resolution plan, and what its hooks are matched against: the
-    route's shape and the routers (``scopes``) it was registered through."""
-
-    __slots__ = ("handler", "params", "path", "router_dependencies", "scopes", "shape")
-
-    def __init__(
-        self,
-        path: str,
-        handler: Handler,
-        params: Any,
-        router_dependencies: dict[str, Any],
-        scopes: frozenset[object] = frozenset(),
-    ) -> None:
-        self.path = path
-        self.handler = handler
-        self.params = params
-        self.router_dependencies = router_dependencies
-        self.scopes = scopes
-        self.shape = Pattern.compile(path).shape
 
 
 class Roost:
@@ -92,25 +65,19 @@ class Roost:
     ) -> None:
         self.file_object = file_object
         self.server_options = server_options or ServerOptions()
-        self.http_routes: Router[HttpRoute] = Router()
-        self.ws_routes: Router[WebSocketEndpoint] = Router()
-        self.global_dependencies: dict[str, Any] = {}
+        self.routes = Routes(origins=OriginPolicy.from_option(origins))
         self.router_dependencies: dict[str, Any] = {}
         self.hub = Hub(make_broker(broker))
         self.server: Server | None = None
-        self.origins = OriginPolicy.from_option(origins)
         self.calls = Caller(sync_threads)
         self._startup: list[Handler] = []
         self._shutdown: list[Handler] = []
-        self.middlewares = Middlewares()
-        self.cors: CORS | None = None
-        self._exception_handler: Handler | None = None
 
     # -- dependencies ------------------------------------------------------------------------
 
     def inject_global(self, **dependencies: Any) -> None:
         """Add dependencies every handler can receive as ``global_dependencies``."""
-        self.global_dependencies.update(dependencies)
+        self.routes.global_dependencies.update(dependencies)
 
     def inject(self, **dependencies: Any) -> None:
         """Add dependencies this app's handlers receive as ``router_dependencies``."""
@@ -136,7 +103,7 @@ class Roost:
         params = plan(handler, subject="request", path_params=Pattern.compile(path).params)
         deps = self.router_dependencies if router_dependencies is None else router_dependencies
         route = HttpRoute(path, handler, params, deps, scopes | self._own_scopes())
-        self.http_routes.add(method, path, route)
+        self.routes.http.add(method, path, route)
         return handler
 
     def _own_scopes(self) -> frozenset[object]:
@@ -216,7 +183,7 @@ class Roost:
                 router_dependencies=self.router_dependencies,
                 scopes=self._own_scopes(),
             )
-            self.ws_routes.add("GET", path, endpoint)
+            self.routes.websockets.add("GET", path, endpoint)
             return endpoint
 
         return decorator
@@ -245,7 +212,9 @@ class Roost:
 
         def decorator(func: Handler) -> Handler:
             self._registering()
-            self.middlewares.add_before(_hook_path(path), func, scope=_hook_scope(self, path))
+            self.routes.middlewares.add_before(
+                _hook_path(path), func, scope=_hook_scope(self, path)
+            )
             return func
 
         return decorator
@@ -260,7 +229,7 @@ class Roost:
 
         def decorator(func: Handler) -> Handler:
             self._registering()
-            self.middlewares.add_after(_hook_path(path), func, scope=_hook_scope(self, path))
+            self.routes.middlewares.add_after(_hook_path(path), func, scope=_hook_scope(self, path))
             return func
 
         return decorator
@@ -268,7 +237,7 @@ class Roost:
     def exception(self, handler: Handler) -> Handler:
         """Register the handler of exceptions raised by HTTP handlers: it receives the
         exception and returns the response (otherwise the client gets a plain 500)."""
-        self._exception_handler = handler
+        self.routes.exception_handler = handler
         return handler
 
     def add_cors(
@@ -281,7 +250,7 @@ class Roost:
         max_age: int = 600,
     ) -> None:
         """Answer CORS preflight requests and add CORS headers to responses for ``origins``."""
-        self.cors = CORS(
+        self.routes.cors = CORS(
             origins=tuple(origins),
             methods=tuple(methods) if methods else DEFAULT_CORS_METHODS,
             headers=tuple(headers),
@@ -315,7 +284,7 @@ class Roost:
             raise ValueError("a router cannot include itself")
         router._mounted()
         prefix = getattr(router, "prefix", "")
-        for method, path, route in router.http_routes.entries():
+        for method, path, route in router.routes.http.entries():
             self.add_route(
                 method,
                 _join(prefix, path),
@@ -323,10 +292,10 @@ class Roost:
                 router_dependencies=route.router_dependencies,
                 scopes=route.scopes,
             )
-        for _, path, endpoint in router.ws_routes.entries():
+        for _, path, endpoint in router.routes.websockets.entries():
             endpoint.mount(_join(prefix, path), self._own_scopes())
-            self.ws_routes.add("GET", endpoint.path, endpoint)
-        self.middlewares.include(router.middlewares, prefix)
+            self.routes.websockets.add("GET", endpoint.path, endpoint)
+        self.routes.middlewares.include(router.routes.middlewares, prefix)
 
     # -- delivery from anywhere --------------------------------------------------------------
 
@@ -363,200 +332,6 @@ class Roost:
         """Take connection ``connection_id`` out of ``room``."""
         await self.hub.leave(connection_id, room)
 
-    # -- request handling --------------------------------------------------------------------
-
-    async def handle(self, request: HttpRequest, conn: HttpConnection) -> Awaitable[None] | None:
-        """The server's entry point: answer one request on ``conn``. For an accepted
-        WebSocket, return its session for the connection to run."""
-        if request.upgrade or is_upgrade_request(request.headers):
-            return await self._handle_upgrade(request, conn)
-        response = await self._handle_http(request, conn)
-        if isinstance(response, StreamingResponse):
-            await response.write_to(conn, include_body=request.method != "HEAD")
-            return None
-        conn.send_response(
-            response.status_code,
-            response.headers,
-            response.body,
-            include_body=request.method != "HEAD",
-        )
-        return None
-
-    async def _handle_http(self, request: HttpRequest, conn: HttpConnection) -> Response:
-        route, path_params, known = self.http_routes.match(request.method, request.path)
-        req = Request(
-            method=request.method,
-            path=request.path,
-            query_string=request.query_string,
-            headers=request.headers,
-            body=request.body,
-            client=Client(*conn.client),
-            path_params=path_params,
-            url=request.target,
-        )
-        if not self.middlewares and self.cors is None:
-            return await self._respond(route, req, known)
-        response: Response
-        cors = self.cors
-        if cors is not None and cors.is_preflight(req):
-            return cors.preflight(req)
-        # Hooks are matched against the route that was chosen, never the raw path.
-        where: dict[str, Any] = {
-            "path": canonical(request.path),
-            "shape": route.shape if route is not None else None,
-            "scopes": route.scopes if route is not None else (),
-        }
-        call = self.calls.call
-        before = await self.middlewares.run_before(req, call, **where)
-        if isinstance(before, Response):
-            response = before
-        else:
-            req = before
-            response = await self._respond(route, req, known)
-        response = await self.middlewares.run_after(req, response, call, **where)
-        if cors is not None:
-            cors.decorate(req, response)
-        return response
-
-    async def _respond(self, route: HttpRoute | None, req: Request, known: bool) -> Response:
-        if route is None:
-            if known:
-                allow = ", ".join(self.http_routes.allowed(req.path))
-                return plain(405, "Method Not Allowed", [("allow", allow)])
-            return plain(404, "Not Found")
-        try:
-            kwargs = resolve(
-                route.params,
-                subject=req,
-                query=req.query_params,
-                path_params=req.path_params,
-                global_deps=self.global_dependencies,
-                router_deps=route.router_dependencies,
-            )
-        except HttpError as exc:
-            return plain(exc.status, exc.reason)
-        try:
-            return to_response(await self.calls.call(route.handler, **kwargs))
-        except Exception as exc:
-            if self._exception_handler is None:
-                raise
-            return to_response(await self.calls.call(self._exception_handler, exc))
-
-    async def _handle_upgrade(
-        self, request: HttpRequest, conn: HttpConnection
-    ) -> Awaitable[None] | None:
-        try:
-            endpoint, path_params, ws_kwargs = await self._check_upgrade(request, conn)
-        except HandshakeError as exc:
-            conn.send_response(
-                exc.status,
-                [*exc.headers, ("content-type", "text/plain; charset=utf-8")],
-                exc.reason.encode("utf-8"),
-            )
-            return None
-        except _Rejected as rejected:
-            response = rejected.response
-            conn.send_response(response.status_code, response.headers, response.body)
-            return None
-        if conn.server.closing:  # shutdown began while the checks awaited: no new session
-            conn.send_response(
-                503, [("content-type", "text/plain; charset=utf-8")], b"shutting down"
-            )
-            return None
-        key = request.headers.get("sec-websocket-key") or ""
-        subprotocol = select_subprotocol(request.headers, endpoint.subprotocols)
-        deflate_params = select_deflate(request.headers) if endpoint.options.compression else None
-        deflate = PerMessageDeflate(deflate_params) if deflate_params is not None else None
-        channel = conn.upgrade(
-            accept_response(key, subprotocol=subprotocol, deflate=deflate_params),
-            options=endpoint.options,
-            deflate=deflate,
-        )
-        ws = WebSocket(
-            self,
-            channel,
-            endpoint=endpoint.path,
-            headers=request.headers,
-            query_params=ws_kwargs.pop("__query__"),
-            path_params=path_params,
-            subprotocol=subprotocol,
-        )
-        return Session(self, endpoint, ws, channel, ws_kwargs).run()
-
-    async def _check_upgrade(
-        self, request: HttpRequest, conn: HttpConnection
-    ) -> tuple[WebSocketEndpoint, dict[str, str], dict[str, Any]]:
-        """Every check before the 101, in order: route, handshake, before_request hooks,
-        origin, params, before_connect. (Connection limits apply earlier, when the TCP
-        connection is accepted.) Raises HandshakeError or _Rejected."""
-        endpoint, path_params, known = self.ws_routes.match("GET", request.path)
-        if endpoint is None:
-            raise HandshakeError(404 if not known else 405, "no WebSocket endpoint at this path")
-        validate_request(request.method, request.headers)
-        req = Request(
-            method=request.method,
-            path=request.path,
-            query_string=request.query_string,
-            headers=request.headers,
-            body=b"",
-            client=Client(*conn.client),
-            path_params=path_params,
-            url=request.target,
-        )
-        if self.middlewares.before:
-            before = await self.middlewares.run_before(
-                req,
-                self.calls.call,
-                path=canonical(request.path),
-                shape=endpoint.shape,
-                scopes=endpoint.scopes,
-            )
-            if isinstance(before, Response):
-                raise _Rejected(before)
-            req = before
-        policy = endpoint.origins or self.origins
-        refusal = policy.check(request.headers.get("origin"), request.headers.get("host"))
-        if refusal is not None:
-            raise HandshakeError(403, f"{refusal} (WebSocket endpoint {endpoint.path})")
-        query = QueryParams(request.query_string)
-        kwargs: dict[str, Any] = {"__query__": query}
-        for name, func in (
-            ("handler", endpoint.handler),
-            ("on_connect", endpoint.on_connect_handler),
-            ("on_close", endpoint.on_close_handler),
-        ):
-            if func is None:
-                continue
-            params = endpoint.plans.get(name)
-            if params is None:
-                params = endpoint.plans[name] = plan(
-                    func, subject="websocket", path_params=tuple(path_params)
-                )
-            try:
-                kwargs[name] = resolve(
-                    params,
-                    subject=None,
-                    query=query,
-                    path_params=path_params,
-                    global_deps=self.global_dependencies,
-                    router_deps=endpoint.router_dependencies,
-                )
-            except HttpError as exc:
-                raise HandshakeError(exc.status, exc.reason) from None
-        if endpoint.before_connect_handler is not None:
-            result = await self.calls.call(endpoint.before_connect_handler, req)
-            if result is not None:
-                raise _Rejected(to_response(result))
-        return endpoint, path_params, kwargs
-
-    def connection_opened(self, ws: WebSocket, channel: WebSocketChannel) -> None:
-        """Register a connection that has just opened."""
-        self.hub.add(ws.id, ws.endpoint, channel)
-
-    def connection_closed(self, ws: WebSocket) -> None:
-        """Forget a connection that has ended."""
-        self.hub.remove(ws.id)
-
     # -- serving -----------------------------------------------------------------------------
 
     async def create_server(
@@ -566,7 +341,8 @@ class Roost:
 
         Stop it with ``await server.shutdown()``.
         """
-        server = Server(self.handle, options=self.server_options)
+        dispatcher = Dispatcher(self.routes, self.calls, self.hub)
+        server = Server(dispatcher.handle, options=self.server_options)
         await self.hub.start()
         await server.listen(host, port, **listen)
         self.server = server
@@ -608,24 +384,6 @@ class Roost:
 
 
 Robyn = Roost
-
-
-def make_broker(broker: str | Broker | None) -> Broker | None:
-    """A Broker from a URL (``redis://`` or ``rediss://``), a Broker, or None."""
-    if broker is None or isinstance(broker, Broker):
-        return broker
-    if broker.startswith(("redis://", "rediss://", "unix://")):
-        from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-        from roost.hub.redis import RedisBroker
-
-        # roost's own options ride in the URL's query; the rest is redis-py's.
-        parts = urlsplit(broker)
-        query = dict(parse_qsl(parts.query))
-        ttl = float(query.pop("presence_ttl", 30.0))
-        url = urlunsplit(parts._replace(query=urlencode(query)))
-        return RedisBroker(url, presence_ttl=ttl)
-    raise ValueError(f"unsupported broker {broker!r}: use a redis:// URL")
 
 
 class SubRouter(Roost):
@@ -673,14 +431,6 @@ def _hook_scope(router: Roost, path: str | None) -> object | None:
 
 def _join(prefix: str, path: str) -> str:
     return normalize(prefix + path) if prefix else path
-
-
-class _Rejected(Exception):
-    """A before_connect hook returned a response: the handshake is refused with it."""
-
-    def __init__(self, response: Response) -> None:
-        super().__init__(response.status_code)
-        self.response = response
 
 
 __all__ = ["ClientDisconnected", "Robyn", "Roost", "SubRouter"]

@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from roost.protocol.http import Headers
+from roost.protocol.http import Headers, HttpRequest
 
 __all__ = ["Client", "Headers", "QueryParams", "Request"]
 
@@ -119,6 +119,25 @@ class Request:
         self.client = client
         self.path_params = path_params or {}
         self.url = url or path
+
+    @classmethod
+    def from_http(
+        cls,
+        request: HttpRequest,
+        client: tuple[str, int],
+        path_params: dict[str, str] | None = None,
+    ) -> Request:
+        """The Request for a parsed HTTP request from ``client`` (an (ip, port) pair)."""
+        return cls(
+            method=request.method,
+            path=request.path,
+            query_string=request.query_string,
+            headers=request.headers,
+            body=request.body,
+            client=Client(*client),
+            path_params=path_params,
+            url=request.target,
+        )
 
     @property
     def ip_addr(self) -> str:

@@ -124,7 +124,7 @@ def run(app: Roost, *, host: str, port: int, log_level: str, processes: int = 1)
         level=conf.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if conf.broker:
-        from roost.app import make_broker
+        from roost.hub.urls import make_broker
 
         app.hub.broker = make_broker(conf.broker)
     if conf.processes > 1:

@@ -1,17 +1,18 @@
-"""One WebSocket connection's life in the app: on_connect, the handler, then on_close."""
+"""One WebSocket connection's life in the app: it joins the hub, runs on_connect, then the
+handler, and runs on_close once the connection has ended, on every close path."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from roost.calls import Caller
+from roost.hub.hub import Hub
 from roost.protocol.errors import WebSocketDisconnect
-
-if TYPE_CHECKING:
-    from roost.app import Roost
-    from roost.server.connection import WebSocketChannel
-    from roost.websocket import WebSocket, WebSocketEndpoint
+from roost.routes import WebSocketEndpoint
+from roost.server.connection import WebSocketChannel
+from roost.websocket import WebSocket
 
 logger = logging.getLogger("roost")
 
@@ -25,17 +26,20 @@ class Session:
     ended is cancelled.
     """
 
-    __slots__ = ("app", "channel", "endpoint", "in_handler", "kwargs", "task", "ws")
+    __slots__ = ("calls", "channel", "endpoint", "hub", "in_handler", "kwargs", "task", "ws")
 
     def __init__(
         self,
-        app: Roost,
         endpoint: WebSocketEndpoint,
         ws: WebSocket,
         channel: WebSocketChannel,
         kwargs: dict[str, Any],
+        *,
+        calls: Caller,
+        hub: Hub,
     ) -> None:
-        self.app = app
+        self.calls = calls
+        self.hub = hub
         self.endpoint = endpoint
         self.ws = ws
         self.channel = channel
@@ -53,25 +57,23 @@ class Session:
     async def run(self) -> None:
         """The connection's task: on_connect, then the handler, then the close."""
         channel, endpoint, ws = self.channel, self.endpoint, self.ws
-        server = channel.http.server
-        self.task = task = asyncio.current_task()
-        if task is not None:
-            server.track(task)  # graceful shutdown waits for the handler
-        self.app.connection_opened(ws, channel)
+        # Runs in the connection's own task, which graceful shutdown already waits for.
+        self.task = asyncio.current_task()
+        self.hub.add(ws.id, ws.endpoint, channel)
         channel.add_lost_callback(self.ended)
         try:
             if endpoint.on_connect_handler is not None and channel.open:
-                result = await self.app.calls.call(
+                result = await self.calls.call(
                     endpoint.on_connect_handler, **self._fill("on_connect")
                 )
                 if isinstance(result, str) and channel.open:
                     await channel.send_text(result)
             if channel.open:
-                await self.app.calls.call(endpoint.handler, **self._fill("handler"))
+                await self.calls.call(endpoint.handler, **self._fill("handler"))
         except WebSocketDisconnect:
             pass
         except asyncio.CancelledError:
-            channel.close(1001 if server.closing else 1011, "")
+            channel.close(1001 if channel.shutting_down else 1011, "")
             raise
         except Exception:
             logger.exception("WebSocket handler for %s raised; closing with 1011", endpoint.path)
@@ -83,9 +85,9 @@ class Session:
 
     def ended(self) -> None:
         """The TCP connection is gone: forget it, run on_close, bound the handler's life."""
-        self.app.connection_closed(self.ws)
+        self.hub.remove(self.ws.id)
         loop = self.channel.loop
-        self.channel.http.server.track(loop.create_task(self.run_on_close()))
+        self.channel.track(loop.create_task(self.run_on_close()))
         if self.in_handler:
             loop.call_later(self.endpoint.options.close_timeout, self._cancel_if_running)
 
@@ -100,7 +102,7 @@ class Session:
         if func is None:
             return
         try:
-            result = await self.app.calls.call(func, **self._fill("on_close"))
+            result = await self.calls.call(func, **self._fill("on_close"))
             if isinstance(result, str) and self.ws.is_open:
                 await self.ws.send_text(result)
         except WebSocketDisconnect:

@@ -1,26 +1,19 @@
-"""The WebSocket a handler holds (also exported as WebSocketAdapter), and endpoint objects."""
+"""The WebSocket a handler holds (also exported as WebSocketAdapter): receiving, sending,
+closing, and reaching other connections and rooms through the hub."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-from roost.origins import OriginPolicy
+from roost.hub.hub import Hub
 from roost.protocol.errors import WebSocketDisconnect
-from roost.protocol.handshake import check_subprotocols
 from roost.requests import Client, Headers, QueryParams
-from roost.routing import Pattern
 from roost.server.connection import WebSocketChannel
-from roost.server.options import WebSocketOptions
 
-if TYPE_CHECKING:
-    from roost.app import Roost
-    from roost.params import Param
-
-__all__ = ["WebSocket", "WebSocketAdapter", "WebSocketDisconnect", "WebSocketEndpoint"]
+__all__ = ["WebSocket", "WebSocketAdapter", "WebSocketDisconnect"]
 
 
 class WebSocket:
@@ -33,8 +26,8 @@ class WebSocket:
     """
 
     __slots__ = (
-        "_app",
         "_channel",
+        "_hub",
         "client",
         "endpoint",
         "headers",
@@ -47,7 +40,7 @@ class WebSocket:
 
     def __init__(
         self,
-        app: Roost,
+        hub: Hub,
         channel: WebSocketChannel,
         *,
         endpoint: str,
@@ -56,7 +49,7 @@ class WebSocket:
         path_params: dict[str, str],
         subprotocol: str | None = None,
     ) -> None:
-        self._app = app
+        self._hub = hub
         self._channel = channel
         self.id = new_id()
         self.endpoint = endpoint
@@ -118,13 +111,13 @@ class WebSocket:
     ) -> int:
         """Send to every open connection of this endpoint (or of ``room``), this one included
         unless ``exclude_self``. Returns how many local connections it was written to."""
-        return await self._app.broadcast(
+        return await self._hub.broadcast(
             self.endpoint, data, room=room, exclude=self.id if exclude_self else None
         )
 
     async def send_to(self, connection_id: str, data: str | bytes) -> bool:
         """Send to one connection by id, wherever it is connected."""
-        return await self._app.send_to(connection_id, data)
+        return await self._hub.send_to(connection_id, data)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection with ``code`` (idempotent). Messages sent before are delivered
@@ -139,16 +132,16 @@ class WebSocket:
 
     async def join(self, room: str) -> None:
         """Join ``room`` (scoped to this endpoint)."""
-        await self._app.join(self.id, room)
+        await self._hub.join(self.id, room)
 
     async def leave(self, room: str) -> None:
         """Leave ``room``."""
-        await self._app.leave(self.id, room)
+        await self._hub.leave(self.id, room)
 
     @property
     def rooms(self) -> frozenset[str]:
         """The rooms this connection is in."""
-        return self._app.hub.rooms_of(self.id)
+        return self._hub.rooms_of(self.id)
 
     @property
     def is_open(self) -> bool:
@@ -174,68 +167,3 @@ def new_id() -> str:
     raw[8] = (raw[8] & 0x3F) | 0x80
     h = raw.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-Callback = Callable[..., Any]
-
-
-class WebSocketEndpoint:
-    """What ``@app.websocket(path)`` returns: the handler, plus ``on_connect``, ``on_close``
-    and ``before_connect`` decorators for its callbacks. A ``subprotocols`` name that is not
-    a token raises ValueError."""
-
-    def __init__(
-        self,
-        path: str,
-        handler: Callback,
-        *,
-        options: WebSocketOptions,
-        subprotocols: tuple[str, ...] = (),
-        origins: OriginPolicy | None = None,
-        router_dependencies: dict[str, Any] | None = None,
-        scopes: frozenset[object] = frozenset(),
-    ) -> None:
-        self.path = path
-        self.shape = Pattern.compile(path).shape
-        self.scopes = scopes
-        self.handler = handler
-        self.options = options
-        self.subprotocols = check_subprotocols(subprotocols)
-        self.origins = origins
-        self.router_dependencies = router_dependencies if router_dependencies is not None else {}
-        self.on_connect_handler: Callback | None = None
-        self.on_close_handler: Callback | None = None
-        self.before_connect_handler: Callback | None = None
-        self.plans: dict[str, list[Param]] = {}
-        self.__name__ = getattr(handler, "__name__", "websocket")
-        self.__doc__ = handler.__doc__
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.handler(*args, **kwargs)
-
-    def mount(self, path: str, scopes: frozenset[object]) -> None:
-        """Move the endpoint to ``path`` (its router was mounted under a prefix) and add the
-        mounting router's ``scopes``."""
-        self.path = path
-        self.shape = Pattern.compile(path).shape
-        self.scopes = self.scopes | scopes
-        self.plans.clear()
-
-    def on_connect(self, func: Callback) -> Callback:
-        """Register the callback run once the connection is open, before the handler.
-
-        A string it returns is sent to the client as a text message.
-        """
-        self.on_connect_handler = func
-        return func
-
-    def on_close(self, func: Callback) -> Callback:
-        """Register the callback run after the connection has ended, on every close path."""
-        self.on_close_handler = func
-        return func
-
-    def before_connect(self, func: Callback) -> Callback:
-        """Register a hook run on the upgrade ``Request`` before any 101: return None to
-        accept, or a ``Response`` to reject the handshake with its status and body."""
-        self.before_connect_handler = func
-        return func

@@ -539,6 +539,16 @@ class WebSocketChannel:
         return self.conn.close_code
 
     @property
+    def shutting_down(self) -> bool:
+        """Whether the server this connection belongs to is shutting down."""
+        return self._server.closing
+
+    def track(self, task: asyncio.Task[None]) -> None:
+        """Keep ``task`` (work for this connection, such as its on_close) so that graceful
+        shutdown waits for it."""
+        self._server.track(task)
+
+    @property
     def reading_paused(self) -> bool:
         """Whether reading is paused because ``max_queue`` messages wait unread."""
         return self._reading_paused

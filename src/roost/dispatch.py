@@ -1,0 +1,154 @@
+"""Dispatch: the server's request handler. An HTTP request goes through CORS, the hooks that
+apply to its route, the handler and the error handler, to a response; a WebSocket upgrade goes
+through the handshake policy (``roost.admission``) to a 101 and a session.
+
+Hooks are matched against the route that was chosen, never against the raw path.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from typing import Any
+
+from roost.admission import Refused, admit
+from roost.calls import Caller
+from roost.hub.hub import Hub
+from roost.params import resolve
+from roost.protocol.deflate import PerMessageDeflate
+from roost.protocol.errors import HttpError
+from roost.protocol.handshake import (
+    accept_response,
+    is_upgrade_request,
+    select_deflate,
+    select_subprotocol,
+)
+from roost.protocol.http import HttpRequest
+from roost.requests import Request
+from roost.responses import Response, StreamingResponse, plain, to_response
+from roost.routes import HttpRoute, Routes
+from roost.routing import canonical
+from roost.server.connection import HttpConnection
+from roost.session import Session
+from roost.websocket import WebSocket
+
+__all__ = ["Dispatcher"]
+
+logger = logging.getLogger("roost")
+
+
+class Dispatcher:
+    """Answers the requests of one app: ``Server(dispatcher.handle)``."""
+
+    __slots__ = ("calls", "hub", "routes")
+
+    def __init__(self, routes: Routes, calls: Caller, hub: Hub) -> None:
+        self.routes = routes
+        self.calls = calls
+        self.hub = hub
+
+    async def handle(self, request: HttpRequest, conn: HttpConnection) -> Awaitable[None] | None:
+        """Answer one request on ``conn``. For an accepted WebSocket, return its session for
+        the connection to run."""
+        if request.upgrade or is_upgrade_request(request.headers):
+            return await self._upgrade(request, conn)
+        response = await self.respond(request, conn.client)
+        if isinstance(response, StreamingResponse):
+            await response.write_to(conn, include_body=request.method != "HEAD")
+            return None
+        conn.send_response(
+            response.status_code,
+            response.headers,
+            response.body,
+            include_body=request.method != "HEAD",
+        )
+        return None
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    async def respond(self, request: HttpRequest, client: tuple[str, int]) -> Response:
+        """The response to a plain HTTP request from ``client``."""
+        routes = self.routes
+        route, path_params, known = routes.http.match(request.method, request.path)
+        req = Request.from_http(request, client, path_params)
+        cors = routes.cors
+        if not routes.middlewares and cors is None:
+            return await self._call_route(route, req, known)
+        if cors is not None and cors.is_preflight(req):
+            return cors.preflight(req)
+        where: dict[str, Any] = {
+            "path": canonical(request.path),
+            "shape": route.shape if route is not None else None,
+            "scopes": route.scopes if route is not None else (),
+        }
+        call = self.calls.call
+        before = await routes.middlewares.run_before(req, call, **where)
+        if isinstance(before, Response):
+            response = before
+        else:
+            req = before
+            response = await self._call_route(route, req, known)
+        response = await routes.middlewares.run_after(req, response, call, **where)
+        if cors is not None:
+            cors.decorate(req, response)
+        return response
+
+    async def _call_route(self, route: HttpRoute | None, req: Request, known: bool) -> Response:
+        routes = self.routes
+        if route is None:
+            if known:
+                allow = ", ".join(routes.http.allowed(req.path))
+                return plain(405, "Method Not Allowed", [("allow", allow)])
+            return plain(404, "Not Found")
+        try:
+            kwargs = resolve(
+                route.params,
+                subject=req,
+                query=req.query_params,
+                path_params=req.path_params,
+                global_deps=routes.global_dependencies,
+                router_deps=route.router_dependencies,
+            )
+        except HttpError as exc:
+            return plain(exc.status, exc.reason)
+        try:
+            return to_response(await self.calls.call(route.handler, **kwargs))
+        except Exception as exc:
+            if routes.exception_handler is None:
+                raise
+            return to_response(await self.calls.call(routes.exception_handler, exc))
+
+    # -- WebSocket ---------------------------------------------------------------------------
+
+    async def _upgrade(self, request: HttpRequest, conn: HttpConnection) -> Awaitable[None] | None:
+        try:
+            admitted = await admit(self.routes, request, conn.client, self.calls.call)
+        except Refused as refused:
+            response = refused.response
+            conn.send_response(response.status_code, response.headers, response.body)
+            return None
+        if conn.server.closing:  # shutdown began while the checks awaited: no new session
+            conn.send_response(
+                503, [("content-type", "text/plain; charset=utf-8")], b"shutting down"
+            )
+            return None
+        endpoint = admitted.endpoint
+        key = request.headers.get("sec-websocket-key") or ""
+        subprotocol = select_subprotocol(request.headers, endpoint.subprotocols)
+        deflate_params = select_deflate(request.headers) if endpoint.options.compression else None
+        deflate = PerMessageDeflate(deflate_params) if deflate_params is not None else None
+        channel = conn.upgrade(
+            accept_response(key, subprotocol=subprotocol, deflate=deflate_params),
+            options=endpoint.options,
+            deflate=deflate,
+        )
+        ws = WebSocket(
+            self.hub,
+            channel,
+            endpoint=endpoint.path,
+            headers=request.headers,
+            query_params=admitted.query,
+            path_params=admitted.path_params,
+            subprotocol=subprotocol,
+        )
+        return Session(endpoint, ws, channel, admitted.kwargs, calls=self.calls, hub=self.hub).run()

@@ -1,0 +1,134 @@
+"""What an app has registered, as dispatch reads it: HTTP routes, WebSocket endpoints, hooks,
+CORS, dependencies, the default origin policy and the error handler.
+
+``roost.app`` writes it (the registration API); ``roost.dispatch`` reads it for each request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from roost.middleware import CORS, Middlewares
+from roost.origins import OriginPolicy
+from roost.params import Param
+from roost.protocol.handshake import check_subprotocols
+from roost.routing import Pattern, Router
+from roost.server.options import WebSocketOptions
+
+__all__ = ["HTTP_METHODS", "HttpRoute", "Routes", "WebSocketEndpoint"]
+
+Handler = Callable[..., Any]
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+class HttpRoute:
+    """One HTTP handler, its resolution plan, and what its hooks are matched against: the
+    route's shape and the routers (``scopes``) it was registered through."""
+
+    __slots__ = ("handler", "params", "path", "router_dependencies", "scopes", "shape")
+
+    def __init__(
+        self,
+        path: str,
+        handler: Handler,
+        params: list[Param],
+        router_dependencies: dict[str, Any],
+        scopes: frozenset[object] = frozenset(),
+    ) -> None:
+        self.path = path
+        self.handler = handler
+        self.params = params
+        self.router_dependencies = router_dependencies
+        self.scopes = scopes
+        self.shape = Pattern.compile(path).shape
+
+
+@dataclass(slots=True)
+class Routes:
+    """Everything dispatch needs to answer a request, shared by reference with the app, so
+    what is registered later is seen at once."""
+
+    http: Router[HttpRoute] = field(default_factory=Router)
+    websockets: Router[WebSocketEndpoint] = field(default_factory=Router)
+    middlewares: Middlewares = field(default_factory=Middlewares)
+    global_dependencies: dict[str, Any] = field(default_factory=dict)
+    origins: OriginPolicy = field(default_factory=OriginPolicy)
+    cors: CORS | None = None
+    exception_handler: Handler | None = None
+
+
+Callback = Callable[..., Any]
+
+
+class WebSocketEndpoint:
+    """What ``@app.websocket(path)`` returns: the handler, plus ``on_connect``, ``on_close``
+    and ``before_connect`` decorators for its callbacks. A ``subprotocols`` name that is not
+    a token raises ValueError."""
+
+    def __init__(
+        self,
+        path: str,
+        handler: Callback,
+        *,
+        options: WebSocketOptions,
+        subprotocols: tuple[str, ...] = (),
+        origins: OriginPolicy | None = None,
+        router_dependencies: dict[str, Any] | None = None,
+        scopes: frozenset[object] = frozenset(),
+    ) -> None:
+        self.path = path
+        self.shape = Pattern.compile(path).shape
+        self.scopes = scopes
+        self.handler = handler
+        self.options = options
+        self.subprotocols = check_subprotocols(subprotocols)
+        self.origins = origins
+        self.router_dependencies = router_dependencies if router_dependencies is not None else {}
+        self.on_connect_handler: Callback | None = None
+        self.on_close_handler: Callback | None = None
+        self.before_connect_handler: Callback | None = None
+        self.plans: dict[str, list[Param]] = {}
+        self.__name__ = getattr(handler, "__name__", "websocket")
+        self.__doc__ = handler.__doc__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.handler(*args, **kwargs)
+
+    def mount(self, path: str, scopes: frozenset[object]) -> None:
+        """Move the endpoint to ``path`` (its router was mounted under a prefix) and add the
+        mounting router's ``scopes``."""
+        self.path = path
+        self.shape = Pattern.compile(path).shape
+        self.scopes = self.scopes | scopes
+        self.plans.clear()
+
+    def callback(self, name: str) -> Callback | None:
+        """The ``"handler"``, ``"on_connect"`` or ``"on_close"`` callable (None if unset)."""
+        if name == "handler":
+            return self.handler
+        if name == "on_connect":
+            return self.on_connect_handler
+        if name == "on_close":
+            return self.on_close_handler
+        raise ValueError(f"no callback named {name!r}")
+
+    def on_connect(self, func: Callback) -> Callback:
+        """Register the callback run once the connection is open, before the handler.
+
+        A string it returns is sent to the client as a text message.
+        """
+        self.on_connect_handler = func
+        return func
+
+    def on_close(self, func: Callback) -> Callback:
+        """Register the callback run after the connection has ended, on every close path."""
+        self.on_close_handler = func
+        return func
+
+    def before_connect(self, func: Callback) -> Callback:
+        """Register a hook run on the upgrade ``Request`` before any 101: return None to
+        accept, or a ``Response`` to reject the handshake with its status and body."""
+        self.before_connect_handler = func
+        return func
