@@ -555,6 +555,31 @@ class TestDeferredFailure:
         assert conn.state is State.CLOSED and conn.close_code == 1007
 
 
+class TestCoalescedPongs:
+    """Section 5.5.3: an endpoint may answer only the most recent of the pings it has not
+    answered yet; the owner asks for that while its peer is not reading."""
+
+    def test_only_the_latest_ping_is_owed_a_pong(self) -> None:
+        conn = server()
+        conn.coalesce_pongs = True
+        events = conn.receive_data(wire(9, b"one") + wire(9, b"two") + wire(1, b"text"))
+        assert events == [Ping(b"one"), Ping(b"two"), "text"]
+        assert conn.data_to_send() == b""
+        assert conn.unanswered_ping == b"two"
+        assert conn.pending_pong() == b"\x8a\x03two"
+        assert conn.pending_pong() == b""  # answered once
+        conn.coalesce_pongs = False
+        conn.receive_data(wire(9, b"three"))
+        assert conn.data_to_send() == b"\x8a\x05three"
+
+    def test_no_pong_after_a_close(self) -> None:
+        conn = server()
+        conn.coalesce_pongs = True
+        conn.receive_data(wire(9, b"late") + wire(8, close_payload(1000)))
+        assert conn.data_to_send() == wire(8, close_payload(1000), mask=None)  # the echo only
+        assert conn.pending_pong() == b""
+
+
 class TestSending:
     def test_frames_for_each_kind(self) -> None:
         conn = server()

@@ -47,6 +47,11 @@ class WebSocketConnection:
     With ``defer_failure=True`` a peer's violation does not queue the close frame at once:
     ``failure`` holds the code and reason and reading stops, so that the owner can first
     answer the messages that came before the violation, then call ``fail(*failure)``.
+
+    A ping is answered by a pong queued in ``data_to_send()``, unless the owner has set
+    ``coalesce_pongs`` (because the peer is not reading what it is sent): then only the most
+    recent ping is remembered, in ``unanswered_ping``, and ``pending_pong()`` gives its pong
+    when the owner can write it (RFC 6455 section 5.5.3 allows answering only the latest).
     """
 
     __slots__ = (
@@ -64,11 +69,13 @@ class WebSocketConnection:
         "close_code",
         "close_reason",
         "close_sent",
+        "coalesce_pongs",
         "defer_failure",
         "deflate",
         "failure",
         "max_message_size",
         "state",
+        "unanswered_ping",
     )
 
     def __init__(
@@ -88,6 +95,8 @@ class WebSocketConnection:
         self.close_code: int | None = None
         self.close_reason = ""
         self.close_sent = False
+        self.coalesce_pongs = False
+        self.unanswered_ping: bytes | None = None
         self._expect_mask = 0 if client else 0x80
         self._buf = bytearray()
         self._out: list[bytes] = []
@@ -233,7 +242,10 @@ class WebSocketConnection:
             self._receive_close(payload, events)
         elif opcode == Opcode.PING:
             if self.state is State.OPEN:
-                self._out.append(self._frame(Opcode.PONG, payload))
+                if self.coalesce_pongs:
+                    self.unanswered_ping = payload
+                else:
+                    self._out.append(self._frame(Opcode.PONG, payload))
             events.append(Ping(payload))
         elif opcode == Opcode.PONG:
             events.append(Pong(payload))
@@ -308,6 +320,14 @@ class WebSocketConnection:
         events: list[Event] = []
         self._fail(code, reason, events)
         return events
+
+    def pending_pong(self) -> bytes:
+        """The pong for ``unanswered_ping`` (b"" when none is owed or the connection is no
+        longer open, as nothing may follow a close frame); the ping counts as answered."""
+        payload, self.unanswered_ping = self.unanswered_ping, None
+        if payload is None or self.state is not State.OPEN:
+            return b""
+        return self._frame(Opcode.PONG, payload)
 
     def data_to_send(self) -> bytes:
         """Bytes the connection produced by itself (pongs, close replies), to be written."""

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Ping:
-    """A ping arrived; the connection has already queued the pong (RFC 6455 section 5.5.2)."""
+    """A ping arrived; the connection has already queued the pong (RFC 6455 section 5.5.2),
+    or, with ``coalesce_pongs`` set, keeps it owed until ``pending_pong()``."""
 
     payload: bytes
 

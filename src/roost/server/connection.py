@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
@@ -194,7 +195,7 @@ class HttpConnection(asyncio.Protocol):
     def pause_writing(self) -> None:
         self._write_paused = True
         if self.websocket is not None:
-            self.websocket.write_paused = True
+            self.websocket.pause_writing()
 
     def resume_writing(self) -> None:
         self._write_paused = False
@@ -475,8 +476,11 @@ class WebSocketChannel:
         "_disconnect",
         "_drain_waiter",
         "_last_message",
+        "_next_ping",
         "_outbound_limit",
+        "_owing_pong",
         "_ping_handle",
+        "_ping_payload",
         "_ping_sent",
         "_queue",
         "_reading_paused",
@@ -518,15 +522,20 @@ class WebSocketChannel:
         self._server = http.server
         self._outbound_limit = options.max_outbound_buffer
         self.write_paused = http._write_paused
+        self.conn.coalesce_pongs = self.write_paused
+        self._owing_pong = False  # reading waits until the pong to a coalesced ping is written
         self._drain_waiter: asyncio.Future[None] | None = None
         self._close_handle: asyncio.TimerHandle | None = None
         self._ping_handle: asyncio.TimerHandle | None = None
-        self._ping_sent: float | None = None
-        self._last_message = self.loop.time()
+        self._ping_sent: float | None = None  # when the unanswered keepalive ping was sent
+        self._ping_payload = b""
+        now = self.loop.time()
+        self._last_message = now  # when the last whole message arrived (or reading resumed)
+        self._next_ping = now + (options.ping_interval or 0.0)
         self.dropped = 0
         self.on_lost: list[Callable[[], object]] | None = None
         transport.set_write_buffer_limits(high=options.write_limit)
-        self._schedule_keepalive()
+        self._schedule_keepalive(now)
 
     @property
     def open(self) -> bool:
@@ -550,8 +559,9 @@ class WebSocketChannel:
 
     @property
     def reading_paused(self) -> bool:
-        """Whether reading is paused because ``max_queue`` messages wait unread."""
-        return self._reading_paused
+        """Whether roost has stopped reading the socket: ``max_queue`` messages wait unread,
+        or a pong is owed to a client that pings while not reading what it is sent."""
+        return self._reading_paused or self._owing_pong
 
     @property
     def buffered(self) -> int:
@@ -566,12 +576,16 @@ class WebSocketChannel:
         conn = self.conn
         events = conn.receive_data(data)
         out = conn.data_to_send()
-        if out:
+        if out:  # pongs, a close echo
+            if self._corked is not None:
+                self.flush()  # what was queued before goes first, or is lost after a close
             self.transport.write(out)
         queue = self._queue
+        heard = False
         for event in events:
             kind = type(event)
             if kind is str or kind is bytes:
+                heard = True
                 waiter = self._waiter
                 if waiter is not None and not queue:
                     self._waiter = None
@@ -582,10 +596,15 @@ class WebSocketChannel:
                 queue.append(event)  # type: ignore[arg-type]
             elif kind is Closed:
                 self._closed_for_reading(event.code, event.reason)  # type: ignore[union-attr]
-            elif kind is Pong:
+            elif kind is Pong and event.payload == self._ping_payload:  # type: ignore[union-attr]
                 self._ping_sent = None
-        if self.options.idle_timeout is not None:
+        if heard and self.options.idle_timeout is not None:
             self._last_message = self.loop.time()
+        if conn.unanswered_ping is not None and not self._owing_pong:
+            # A ping came while the client is not reading what it is sent: its pong waits
+            # for room, and so does everything else the client sends (TCP back-pressure).
+            self._owing_pong = True
+            self.transport.pause_reading()
         if len(queue) >= self.options.max_queue and not self._reading_paused:
             self._reading_paused = True
             self.transport.pause_reading()
@@ -642,8 +661,7 @@ class WebSocketChannel:
         if queue:
             message = queue.popleft()
             if self._reading_paused and len(queue) <= self.options.max_queue // 4:
-                self._reading_paused = False
-                self.transport.resume_reading()
+                self._listen_again()
             return message
         disconnect = self._disconnect
         if disconnect is not None:
@@ -673,6 +691,8 @@ class WebSocketChannel:
             self._check_open()
         if self._corked is not None:
             self.flush()
+        if self._owing_pong:  # the pong to a coalesced ping goes out with this message
+            self.transport.write(self._answer_ping())
         self.transport.write(self.conn.send_text(text))
         if self.write_paused:
             await self._drain()
@@ -683,6 +703,8 @@ class WebSocketChannel:
             self._check_open()
         if self._corked is not None:
             self.flush()
+        if self._owing_pong:  # the pong to a coalesced ping goes out with this message
+            self.transport.write(self._answer_ping())
         self.transport.write(self.conn.send_binary(data))
         if self.write_paused:
             await self._drain()
@@ -711,6 +733,10 @@ class WebSocketChannel:
             frame = (
                 conn.send_text(message) if isinstance(message, str) else conn.send_binary(message)
             )
+        if self._owing_pong:  # the pong to a coalesced ping goes out with this message
+            pong = self._answer_ping()
+            self.transport.write(pong)
+            size += len(pong)
         if corked is None:
             self._corked = [frame]
             self._server.cork(self)
@@ -734,9 +760,31 @@ class WebSocketChannel:
         self.flush()
         self.transport.write(self.conn.send_ping(payload))
 
+    def pause_writing(self) -> None:
+        """The socket's buffer is over ``write_limit``: sends wait and pings are coalesced."""
+        self.write_paused = True
+        self.conn.coalesce_pongs = True
+
     def resume_writing(self) -> None:
+        """The socket's buffer drained: answer the coalesced ping, wake waiting sends."""
         self.write_paused = False
+        self.conn.coalesce_pongs = False
+        if self._owing_pong:
+            pong = self._answer_ping()
+            if pong and not self.transport.is_closing():
+                self.transport.write(pong)
         self._wake_drain(None)
+
+    def _answer_ping(self) -> bytes:
+        """Stop owing a pong and read again; the pong to write (b"" if it may not be sent).
+
+        While the client does not read, pings are coalesced (RFC 6455 section 5.5.3): only
+        the latest gets a pong, once there is room or with the next frame, so the pongs
+        never grow the outbound buffer past ``write_limit`` plus what one read brought."""
+        self._owing_pong = False
+        if not self._reading_paused and not self.transport.is_closing():
+            self.transport.resume_reading()
+        return self.conn.pending_pong()
 
     async def _drain(self) -> None:
         if self._drain_waiter is None or self._drain_waiter.done():
@@ -817,13 +865,20 @@ class WebSocketChannel:
 
     # -- keepalive ---------------------------------------------------------------------------
 
-    def _schedule_keepalive(self) -> None:
+    def _schedule_keepalive(self, now: float) -> None:
+        """Wake ``_keepalive`` at the next deadline: a ping due, the unanswered ping's timeout
+        or the idle timeout (these two not while reading is paused for ``max_queue``)."""
         opts = self.options
-        delays = [d for d in (opts.ping_interval, opts.idle_timeout) if d]
-        if self._ping_sent is not None and opts.ping_timeout:
-            delays.append(opts.ping_timeout)
-        if delays:
-            self._ping_handle = self.loop.call_later(min(delays), self._keepalive)
+        deadlines = [self._next_ping] if opts.ping_interval else []
+        if not self._reading_paused:
+            if self._ping_sent is not None and opts.ping_timeout is not None:
+                deadlines.append(self._ping_sent + opts.ping_timeout)
+            if opts.idle_timeout is not None:
+                deadlines.append(self._last_message + opts.idle_timeout)
+        if deadlines:
+            self._ping_handle = self.loop.call_later(
+                max(0.0, min(deadlines) - now), self._keepalive
+            )
 
     def _keepalive(self) -> None:
         self._ping_handle = None
@@ -831,15 +886,37 @@ class WebSocketChannel:
             return
         opts = self.options
         now = self.loop.time()
-        sent = self._ping_sent
-        if sent is not None and opts.ping_timeout is not None and now - sent >= opts.ping_timeout:
-            self.fail(1011, "keepalive ping timeout")
-            self.abort()
+        if not self._reading_paused:  # while roost is not reading, the client is not heard
+            sent = self._ping_sent
+            timeout = opts.ping_timeout
+            if sent is not None and timeout is not None and now - sent >= timeout:
+                self.fail(1011, "keepalive ping timeout")
+                self.abort()
+                return
+            if opts.idle_timeout is not None and now - self._last_message >= opts.idle_timeout:
+                self.close(1001, "idle timeout")
+                return
+        if opts.ping_interval and now >= self._next_ping:
+            self._next_ping = now + opts.ping_interval
+            if self._ping_sent is None:  # one ping at a time
+                self._ping_sent = now
+                self._ping_payload = os.urandom(4)  # only a peer that read it can answer it
+                self.flush()  # what was queued earlier in this turn goes first
+                self.transport.write(self.conn.send_ping(self._ping_payload))
+        self._schedule_keepalive(now)
+
+    def _listen_again(self) -> None:
+        """Reading resumes after a ``max_queue`` pause: the ping and idle clocks restart,
+        since whatever the client sent meanwhile waited in the socket."""
+        self._reading_paused = False
+        if not self._owing_pong:
+            self.transport.resume_reading()
+        if self.conn.state is not State.OPEN:
             return
-        if opts.idle_timeout is not None and now - self._last_message >= opts.idle_timeout:
-            self.close(1001, "idle timeout")
-            return
-        if opts.ping_interval and self._ping_sent is None:
+        now = self.loop.time()
+        self._last_message = now
+        if self._ping_sent is not None:
             self._ping_sent = now
-            self.transport.write(self.conn.send_ping(b"roost"))
-        self._schedule_keepalive()
+        if self._ping_handle is not None:
+            self._ping_handle.cancel()
+        self._schedule_keepalive(now)

@@ -20,14 +20,20 @@ class WebSocketOptions:
     """Per-endpoint WebSocket settings. Sizes are bytes, times seconds; None turns a timer off.
 
     - ``max_message_size``: largest message accepted, after decompression (1 MiB); over it: 1009.
-    - ``max_queue``: received messages buffered before reading from the socket pauses (32).
-    - ``write_limit``: outbound buffer size past which ``send_*`` waits for the socket (64 KiB).
+    - ``max_queue``: received messages buffered before reading from the socket pauses (32);
+      while it is paused, ``ping_timeout`` and ``idle_timeout`` do not run, and both restart
+      when reading resumes.
+    - ``write_limit``: outbound buffer size past which ``send_*`` waits for the socket (64 KiB);
+      past it, only the latest client ping gets a pong (with the next message, or once the
+      buffer is down to a quarter) and reading from that client pauses until then.
     - ``max_outbound_buffer``: outbound bytes a connection may have queued before the
       slow-consumer policy applies to broadcasts and ``send_to`` (4 MiB).
     - ``slow_consumer``: ``"close"`` (close with 1008, the default) or ``"drop"`` (skip messages).
-    - ``ping_interval`` / ``ping_timeout``: server pings (20 s / 20 s); an unanswered ping
-      closes the connection with 1011.
-    - ``idle_timeout``: close with 1001 when no message arrives for this long (off).
+    - ``ping_interval`` / ``ping_timeout``: server pings (20 s / 20 s), one at a time; a ping
+      that no pong with its payload answers in time closes the connection with 1011.
+    - ``idle_timeout``: close with 1001 when no message (text or binary) arrives for this long
+      (off). A message counts when its last frame arrives; pings, pongs and the frames of an
+      unfinished message do not count.
     - ``close_timeout``: how long to wait for the peer's close frame before dropping (10 s).
     - ``compression``: negotiate permessage-deflate when the client offers it (on).
     """
