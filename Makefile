@@ -40,6 +40,7 @@ unit: $(STAMP)
 	$(PY) -m pytest -q
 	ROOST_NO_EXTENSIONS=1 $(PY) -m pytest -q tests/protocol tests/integration/test_echo.py \
 		tests/integration/test_bad_input.py
+	ROOST_TEST_LOOP=uvloop $(PY) -m pytest -q tests/integration tests/hub
 
 compliance-quick: $(STAMP)
 	bash compliance/setup.sh

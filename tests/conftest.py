@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -19,6 +21,18 @@ async def running(app: Roost) -> AsyncIterator[Server]:
         yield server
     finally:
         await app.shutdown()
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The loop the tests run on: asyncio's, or uvloop's (what roost serves on in production)
+    with ``ROOST_TEST_LOOP=uvloop``."""
+    if os.environ.get("ROOST_TEST_LOOP") == "uvloop":
+        import uvloop
+
+        return {"uvloop": uvloop.new_event_loop}
+    return {"asyncio": asyncio.new_event_loop}
 
 
 @pytest.fixture

@@ -64,6 +64,7 @@ class HttpConnection(asyncio.Protocol):
         "_keep_alive",
         "_parser",
         "_pending",
+        "_refusal",
         "_response_started",
         "_stream_body",
         "_stream_remaining",
@@ -106,6 +107,7 @@ class HttpConnection(asyncio.Protocol):
         self.closed = False
         self._disconnected: asyncio.Future[None] | None = None
         self._admitted = False
+        self._refusal: str | None = None  # over a connection limit: the 503's reason
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -122,30 +124,47 @@ class HttpConnection(asyncio.Protocol):
         self._admitted = True
         self._timer = self.loop.call_later(self.server.options.handshake_timeout, self._timed_out)
 
+    #: How long a connection over a limit may take to send its request before it is closed.
+    REFUSAL_GRACE = 1.0
+
     def _refuse(self, reason: str) -> None:
-        """Answer 503 at once and close: the server is at a connection limit. What the client
-        sends meanwhile is read and dropped (for at most a second), so that it gets the
-        answer rather than a reset."""
-        transport = self.transport
-        assert transport is not None
+        """The server is at a connection limit: answer the request head with 503 as soon as it
+        has arrived (within ``REFUSAL_GRACE`` seconds) and close. Nothing is parsed; the
+        head is only looked for, so a refused connection costs almost nothing."""
+        self._refusal = reason
         self._parser = None
         self._keep_alive = False
+        self._timer = self.loop.call_later(self.REFUSAL_GRACE, self._send_refusal)
+
+    def _refusing(self, data: bytes) -> None:
+        if self._response_started:
+            return  # answered: what follows is dropped
+        self._early += data
+        if b"\r\n\r\n" in self._early or len(self._early) > self.server.options.max_header_size:
+            self._send_refusal()
+
+    def _send_refusal(self) -> None:
+        self._cancel_timer()
+        if self._response_started or self.transport is None or self.closed:
+            return
         self._response_started = True
-        transport.write(
+        self._early = bytearray()
+        self.transport.write(
             encode_response(
                 503,
                 [("content-type", "text/plain; charset=utf-8"), ("retry-after", "1")],
-                reason.encode("utf-8"),
+                (self._refusal or "too many connections").encode("utf-8"),
                 keep_alive=False,
             )
         )
-        if transport.can_write_eof():
-            transport.write_eof()
-        self._timer = self.loop.call_later(1.0, self.abort)
+        self.close()
 
     def data_received(self, data: bytes) -> None:
         if self.websocket is not None:
             self.websocket.data_received(data)
+            return
+        if self._refusal is not None:
+            self._refusing(data)
             return
         if self._upgrading:
             self._early += data
