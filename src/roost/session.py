@@ -26,7 +26,17 @@ class Session:
     ended is cancelled.
     """
 
-    __slots__ = ("calls", "channel", "endpoint", "hub", "in_handler", "kwargs", "task", "ws")
+    __slots__ = (
+        "_deadline",
+        "calls",
+        "channel",
+        "endpoint",
+        "hub",
+        "in_handler",
+        "kwargs",
+        "task",
+        "ws",
+    )
 
     def __init__(
         self,
@@ -46,6 +56,7 @@ class Session:
         self.kwargs = kwargs
         self.task: asyncio.Task[Any] | None = None
         self.in_handler = True
+        self._deadline: asyncio.TimerHandle | None = None
 
     def _fill(self, name: str) -> dict[str, Any]:
         args: dict[str, Any] = self.kwargs[name]
@@ -82,6 +93,9 @@ class Session:
             channel.close(1000, "")
         finally:
             self.in_handler = False
+            if self._deadline is not None:  # it would keep this session alive until it runs
+                self._deadline.cancel()
+                self._deadline = None
 
     def ended(self) -> None:
         """The TCP connection is gone: forget it, run on_close, bound the handler's life."""
@@ -89,9 +103,12 @@ class Session:
         loop = self.channel.loop
         self.channel.track(loop.create_task(self.run_on_close()))
         if self.in_handler:
-            loop.call_later(self.endpoint.options.close_timeout, self._cancel_if_running)
+            self._deadline = loop.call_later(
+                self.endpoint.options.close_timeout, self._cancel_if_running
+            )
 
     def _cancel_if_running(self) -> None:
+        self._deadline = None
         if self.in_handler and self.task is not None and not self.task.done():
             self.task.cancel()
 

@@ -52,6 +52,9 @@ class WebSocketConnection:
     ``coalesce_pongs`` (because the peer is not reading what it is sent): then only the most
     recent ping is remembered, in ``unanswered_ping``, and ``pending_pong()`` gives its pong
     when the owner can write it (RFC 6455 section 5.5.3 allows answering only the latest).
+
+    ``deflate``, the permessage-deflate codec, is dropped (set to None) once the connection is
+    CLOSED.
     """
 
     __slots__ = (
@@ -107,6 +110,12 @@ class WebSocketConnection:
         self._decoder: codecs.IncrementalDecoder | None = None
         self._partial: codecs.IncrementalDecoder | None = None
         self._partial_done = 0
+
+    def _set_closed(self) -> None:
+        """Enter CLOSED. No message can be sent or received any more, so the compression
+        codec and its zlib state are released now, not when the connection object goes."""
+        self.state = State.CLOSED
+        self.deflate = None
 
     @property
     def closed(self) -> bool:
@@ -217,10 +226,10 @@ class WebSocketConnection:
         if self.state is State.CLOSED:
             return []
         if self.failure is not None:  # Closed was reported with the failure
-            self.state = State.CLOSED
+            self._set_closed()
             self.close_code = self.failure[0]
             return []
-        self.state = State.CLOSED
+        self._set_closed()
         self.close_code = CloseCode.ABNORMAL
         return [Closed(CloseCode.ABNORMAL, "")]
 
@@ -295,7 +304,7 @@ class WebSocketConnection:
             echo = payload[:2] if code != CloseCode.NO_STATUS else b""
             self._out.append(self._frame(Opcode.CLOSE, echo))
             self.close_sent = True
-        self.state = State.CLOSED
+        self._set_closed()
         self.close_code = code
         self.close_reason = reason
         events.append(Closed(code, reason))
@@ -307,7 +316,7 @@ class WebSocketConnection:
             fitted = reason.encode("utf-8")[:123].decode("utf-8", "ignore")
             self._out.append(self._frame(Opcode.CLOSE, encode_close_payload(code, fitted)))
             self.close_sent = True
-        self.state = State.CLOSED
+        self._set_closed()
         self.close_code = code
         self.close_reason = reason
         events.append(Closed(code, reason))

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Final
+from typing import Any, Final
 from urllib.parse import unquote
 
 import httptools
@@ -95,7 +95,49 @@ class RequestParser:
     section 7.8 allows: the request, its body and the requests after it are parsed as plain
     HTTP/1.1. A CONNECT request comes out with ``keep_alive`` False, and input after it is
     ignored: what follows it is a tunnel's data, not HTTP.
+
+    The parser holds no reference cycle: once its owner drops it, reference counting frees
+    it at once, without waiting for the garbage collector.
     """
+
+    __slots__ = ("_parser", "_requests")
+
+    def __init__(
+        self,
+        *,
+        max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
+        max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        upgrade_protocols: Iterable[str] = ("websocket",),
+    ) -> None:
+        self._requests = _Requests(
+            max_header_size=max_header_size,
+            max_header_count=max_header_count,
+            max_body_size=max_body_size,
+            upgrade_protocols=upgrade_protocols,
+        )
+        # httptools keeps the callbacks it calls, those of _Requests; _Requests sees the
+        # httptools parser only while feed() runs, so that the two never form a cycle.
+        self._parser = httptools.HttpRequestParser(self._requests)
+
+    @property
+    def in_progress(self) -> bool:
+        """Whether part of a request has been received but not all of it."""
+        return self._requests.in_progress
+
+    def feed(self, data: bytes) -> list[HttpRequest]:
+        """Parse ``data`` and return the requests it completes."""
+        requests = self._requests
+        requests.parser = self._parser
+        try:
+            return requests.feed(data)
+        finally:
+            self._parser = requests.parser  # an ignored upgrade starts a new httptools parser
+            requests.parser = None
+
+
+class _Requests:
+    """RequestParser's state and the httptools callbacks that build the requests."""
 
     __slots__ = (
         "_body",
@@ -106,29 +148,29 @@ class RequestParser:
         "_headers",
         "_in_body",
         "_in_head",
-        "_parser",
         "_replayed",
         "_stopped",
         "_url",
         "max_body_size",
         "max_header_count",
         "max_header_size",
+        "parser",
         "upgrade_protocols",
     )
 
     def __init__(
         self,
         *,
-        max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
-        max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
-        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
-        upgrade_protocols: Iterable[str] = ("websocket",),
+        max_header_size: int,
+        max_header_count: int,
+        max_body_size: int,
+        upgrade_protocols: Iterable[str],
     ) -> None:
         self.max_header_size = max_header_size
         self.max_header_count = max_header_count
         self.max_body_size = max_body_size
         self.upgrade_protocols = frozenset(p.lower() for p in upgrade_protocols)
-        self._parser = httptools.HttpRequestParser(self)
+        self.parser: Any = None  # the httptools parser, while RequestParser.feed runs
         self._url = b""
         self._headers: list[tuple[str, str]] = []
         self._replayed: list[tuple[str, str]] | None = None
@@ -156,7 +198,7 @@ class RequestParser:
             self._head_size += len(data)
         while True:
             try:
-                self._parser.feed_data(data)
+                self.parser.feed_data(data)
             except httptools.HttpParserUpgrade as exc:
                 offset = exc.args[0] if exc.args else len(data)
                 replay = self._upgrade_requested(bytes(data[offset:]))
@@ -202,7 +244,7 @@ class RequestParser:
         # "upgrade" connection option, so that its body and what follows are HTTP again.
         # The request keeps the headers it was sent with.
         self._done.pop()
-        self._parser = httptools.HttpRequestParser(self)
+        self.parser = httptools.HttpRequestParser(self)
         self._replayed = request.headers.raw
         return _plain_head(request) + trailing
 
@@ -249,7 +291,7 @@ class RequestParser:
         target = self._url.decode("latin-1")
         raw_path, _, query = target.partition("?")
         raw_path = raw_path.partition("#")[0]
-        parser = self._parser
+        parser = self.parser
         self._done.append(
             HttpRequest(
                 method=parser.get_method().decode("ascii"),

@@ -56,6 +56,7 @@ class HttpConnection(asyncio.Protocol):
     """One TCP connection: parses requests, hands each to the app in order, writes replies."""
 
     __slots__ = (
+        "_abort_timer",
         "_admitted",
         "_disconnected",
         "_drain_waiter",
@@ -94,6 +95,7 @@ class HttpConnection(asyncio.Protocol):
         self._pending: deque[HttpRequest] = deque()
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._abort_timer: asyncio.TimerHandle | None = None
         self._upgrading = False
         self._early = bytearray()
         self._keep_alive = True
@@ -201,6 +203,9 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._cancel_timer()
+        if self._abort_timer is not None:
+            self._abort_timer.cancel()
+            self._abort_timer = None
         self.server.connections.discard(self)
         if self._admitted:
             self._admitted = False
@@ -210,6 +215,7 @@ class HttpConnection(asyncio.Protocol):
         self._wake_drain(ClientDisconnected("the client disconnected"))
         if self.websocket is not None:
             self.websocket.connection_lost()
+            self.websocket = None  # the channel points back here: no cycle is left behind
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -452,7 +458,10 @@ class HttpConnection(asyncio.Protocol):
         """Close after what was written is flushed; abort if it is not flushed in time."""
         if self.transport is not None and not self.closed:
             self.transport.close()
-            self.loop.call_later(self.server.options.keep_alive_timeout, self.abort)
+            if self._abort_timer is None:
+                self._abort_timer = self.loop.call_later(
+                    self.server.options.keep_alive_timeout, self.abort
+                )
 
     def abort(self) -> None:
         """Drop the connection at once."""
@@ -656,7 +665,8 @@ class WebSocketChannel:
             self._closed_for_reading(1006 if code is None else code, "")
         for handle in (self._ping_handle, self._close_handle):
             if handle is not None:
-                handle.cancel()
+                handle.cancel()  # a handle that has run still holds its callback: drop both
+        self._ping_handle = self._close_handle = None
         self._wake_drain(WebSocketDisconnect(self._disconnect.code if self._disconnect else 1006))
         self.http.server.channels.discard(self)
         callbacks, self.on_lost = self.on_lost, None
@@ -696,6 +706,9 @@ class WebSocketChannel:
         finally:
             if self._waiter is waiter:
                 self._waiter = None
+            # A WebSocketDisconnect set on the waiter has this frame in its traceback: without
+            # this, frame, waiter and exception would form a cycle holding the channel.
+            del waiter
 
     # -- sending -----------------------------------------------------------------------------
 
