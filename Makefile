@@ -4,7 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py src/roost/protocol/_speedups.c | sha1sum | cut -c1-12)
 
-.PHONY: venv demo test lint typecheck unit coverage-protocol compliance compliance-quick bench clean
+.PHONY: venv demo test lint typecheck unit coverage-protocol compliance compliance-quick bench soak \
+	clean
 
 $(STAMP): pyproject.toml setup.py src/roost/protocol/_speedups.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,6 +56,9 @@ test: lint typecheck coverage-protocol compliance-quick unit
 bench: $(STAMP)
 	bash bench/setup.sh
 	bench/.venv/bin/python bench/run.py
+
+soak: $(STAMP)
+	$(PY) -m tests.integration.soak
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info src/roost/protocol/*.so .coverage

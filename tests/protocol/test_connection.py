@@ -401,6 +401,31 @@ class TestCompressedMessages:
         assert out[0] == 0xC2
         assert inflater.decompress(out[2:] + TAIL) == b"\x01" * 300
 
+    @pytest.mark.parametrize(
+        "ending",
+        ["peer closes", "we close, peer answers", "peer violates", "deferred violation", "eof"],
+    )
+    def test_codec_is_released_once_closed(self, ending: str) -> None:
+        """The zlib state (hundreds of KB) must not live as long as the connection object."""
+        conn = deflating(defer_failure=ending == "deferred violation")
+        assert conn.receive_data(wire(1, compressed(b"hi"), rsv=4)) == ["hi"]
+        if ending == "we close, peer answers":
+            conn.send_close(1000)
+            assert conn.deflate is not None  # CLOSING: messages in flight still decompress
+            conn.receive_data(wire(8, close_payload(1000)))
+        elif ending == "peer closes":
+            conn.receive_data(wire(8, close_payload(1000)))
+        elif ending == "peer violates":
+            conn.receive_data(wire(1, b"unmasked", mask=None))
+        elif ending == "deferred violation":
+            conn.receive_data(wire(1, b"unmasked", mask=None))
+            assert conn.failure is not None and conn.deflate is not None
+            conn.fail(*conn.failure)
+        else:
+            conn.receive_eof()
+        assert conn.state is State.CLOSED
+        assert conn.deflate is None
+
 
 class TestClosingHandshake:
     """Section 5.5.1 and 7: the close handshake, started by either side."""

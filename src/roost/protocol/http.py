@@ -121,6 +121,26 @@ class RequestParser:
         self._parser = httptools.HttpRequestParser(self._requests)
 
     @property
+    def max_header_size(self) -> int:
+        """Largest request head, in bytes; over it: 431 (414 for the URI alone)."""
+        return self._requests.max_header_size
+
+    @property
+    def max_header_count(self) -> int:
+        """Most header fields in a request; over it: 431."""
+        return self._requests.max_header_count
+
+    @property
+    def max_body_size(self) -> int:
+        """Largest request body, in bytes; over it: 413."""
+        return self._requests.max_body_size
+
+    @property
+    def upgrade_protocols(self) -> frozenset[str]:
+        """The protocols an ``Upgrade`` request may switch to, lower-cased."""
+        return self._requests.upgrade_protocols
+
+    @property
     def in_progress(self) -> bool:
         """Whether part of a request has been received but not all of it."""
         return self._requests.in_progress

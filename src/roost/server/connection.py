@@ -665,8 +665,7 @@ class WebSocketChannel:
             self._closed_for_reading(1006 if code is None else code, "")
         for handle in (self._ping_handle, self._close_handle):
             if handle is not None:
-                handle.cancel()  # a handle that has run still holds its callback: drop both
-        self._ping_handle = self._close_handle = None
+                handle.cancel()
         self._wake_drain(WebSocketDisconnect(self._disconnect.code if self._disconnect else 1006))
         self.http.server.channels.discard(self)
         callbacks, self.on_lost = self.on_lost, None
