@@ -28,7 +28,7 @@ from roost.requests import Request
 from roost.responses import Response, StreamingResponse, plain, to_response
 from roost.routes import HttpRoute, Routes
 from roost.routing import canonical
-from roost.server.connection import HttpConnection
+from roost.server.http import HttpConnection
 from roost.session import Session
 from roost.websocket import WebSocket
 

@@ -13,7 +13,7 @@ from roost.protocol.errors import ClientDisconnected
 from roost.protocol.http import Headers
 
 if TYPE_CHECKING:
-    from roost.server.connection import HttpConnection
+    from roost.server.http import HttpConnection
 
 HeadersLike = Headers | Mapping[str, str] | Iterable[tuple[str, str]] | None
 

@@ -11,7 +11,7 @@ from roost.calls import Caller
 from roost.hub.hub import Hub
 from roost.protocol.errors import WebSocketDisconnect
 from roost.routes import WebSocketEndpoint
-from roost.server.connection import WebSocketChannel
+from roost.server.websocket import WebSocketChannel
 from roost.websocket import WebSocket
 
 logger = logging.getLogger("roost")

@@ -11,7 +11,7 @@ import orjson
 from roost.hub.hub import Hub
 from roost.protocol.errors import WebSocketDisconnect
 from roost.requests import Client, Headers, QueryParams
-from roost.server.connection import WebSocketChannel
+from roost.server.websocket import WebSocketChannel
 
 __all__ = ["WebSocket", "WebSocketAdapter", "WebSocketDisconnect"]
 

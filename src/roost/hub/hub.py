@@ -12,7 +12,7 @@ import orjson
 
 from roost.hub.broker import Broker
 from roost.hub.registry import Registry, RemotePresence
-from roost.server.connection import WebSocketChannel
+from roost.server.websocket import WebSocketChannel
 
 logger = logging.getLogger("roost.hub")
 

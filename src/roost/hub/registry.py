@@ -4,7 +4,7 @@ the replicated index of other nodes' connections (``RemotePresence``)."""
 from __future__ import annotations
 
 from roost.protocol.frames import Opcode, encode_frame
-from roost.server.connection import WebSocketChannel
+from roost.server.websocket import WebSocketChannel
 
 
 def encode_once(message: str | bytes) -> bytes:

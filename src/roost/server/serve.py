@@ -9,8 +9,9 @@ import socket
 from collections.abc import Awaitable, Callable
 
 from roost.protocol.http import HttpRequest
-from roost.server.connection import HttpConnection, WebSocketChannel
+from roost.server.http import HttpConnection
 from roost.server.options import ServerOptions
+from roost.server.websocket import WebSocketChannel
 
 logger = logging.getLogger("roost.server")
 
@@ -120,14 +121,8 @@ class Server:
     def _flush(self) -> None:
         """Write every corked channel's frames: one write per connection per turn."""
         corked, self._corked = self._corked, []
-        for channel in corked:  # WebSocketChannel.flush, inlined: this runs per connection
-            frames = channel._corked
-            if frames is None:
-                continue
-            channel._corked = None
-            transport = channel.transport
-            if not transport.is_closing():
-                transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+        for channel in corked:
+            channel.flush()
 
     def track(self, task: asyncio.Task[None]) -> None:
         """Keep ``task`` (a connection answering requests, a WebSocket session, an on_close)

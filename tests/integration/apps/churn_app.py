@@ -22,8 +22,9 @@ from roost import Roost
 from roost.protocol.connection import WebSocketConnection
 from roost.protocol.deflate import PerMessageDeflate
 from roost.protocol.http import RequestParser
-from roost.server.connection import HttpConnection, WebSocketChannel
+from roost.server.http import HttpConnection
 from roost.server.options import ServerOptions
+from roost.server.websocket import WebSocketChannel
 from roost.session import Session
 from roost.websocket import WebSocket
 
