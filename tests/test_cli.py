@@ -1,17 +1,23 @@
-"""The command line: ``python -m roost module:app``, and ``--reload`` restarting with 1012."""
+"""The command line: ``roost module:app``, ``python -m roost module:app`` and ``python app.py``
+(``app.start()``) share one set of flags; bad values are clear errors; ``--reload`` restarts
+with 1012 and its server does not outlive it. Every command the docs show is run by
+tests/integration/test_documented_commands.py."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import websockets
 
+from tests.integration.cluster import children, exited, listening, roost_command
 from tests.integration.guide_runner import ROOT, free_port
 
 APP = """
@@ -24,6 +30,9 @@ async def ws(websocket):
     await websocket.send_text("{greeting}")
     while True:
         await websocket.receive()
+
+if __name__ == "__main__":
+    app.start()
 """
 
 
@@ -99,3 +108,97 @@ async def test_reload_restarts_with_1012(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
+
+
+ENTRY_POINTS = {
+    "roost": [*roost_command(), "app:app"],
+    "python -m roost": [sys.executable, "-m", "roost", "app:app"],
+    "python app.py": [sys.executable, "app.py"],
+}
+BAD = [
+    (["--processes", "0"], {}, "argument --processes: invalid process count 0: must be at least 1"),
+    (["--processes", "two"], {}, "argument --processes: invalid process count 'two'"),
+    (["--port", "abc"], {}, "argument --port: invalid port 'abc'"),
+    (["--port", "70000"], {}, "argument --port: invalid port 70000"),
+    (["--log-level", "loud"], {}, "argument --log-level: invalid log level 'loud'"),
+    (["--host", ""], {}, "argument --host: invalid host ''"),
+    (["--reload", "--processes", "2"], {}, "cannot be combined with --processes 2"),
+    ([], {"ROOST_PORT": "abc"}, "ROOST_PORT: invalid port 'abc'"),
+    ([], {"ROOST_PROCESSES": "0"}, "ROOST_PROCESSES: invalid process count 0"),
+    ([], {"ROOST_LOG_LEVEL": "chatty"}, "ROOST_LOG_LEVEL: invalid log level 'chatty'"),
+]
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_bad_flags_and_settings_fail_clearly(entry: str, tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(textwrap.dedent(APP.format(greeting="hi")))
+    for flags, env, message in BAD:
+        done = subprocess.run(
+            [*ENTRY_POINTS[entry], *flags],
+            cwd=tmp_path,
+            env={**os.environ, **env},
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        assert done.returncode == 2, (flags, env, done.stderr)
+        assert message in done.stderr.decode(), (flags, env, done.stderr)
+
+
+@pytest.mark.parametrize("entry", ["roost", "python -m roost"])
+def test_roost_rejects_unknown_flags(entry: str, tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(textwrap.dedent(APP.format(greeting="hi")))
+    done = subprocess.run(
+        [*ENTRY_POINTS[entry], "--workers", "2"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert b"unrecognized arguments: --workers 2" in done.stderr
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_a_port_in_use_is_a_clear_error(processes: str, tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(textwrap.dedent(APP.format(greeting="hi")))
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [*roost_command(), "app:app", "--port", str(port), "--processes", processes],
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert f"roost: cannot listen on 127.0.0.1:{port}: Address already in use".encode() in (
+        done.stderr
+    )
+    assert b"Traceback" not in done.stderr
+
+
+async def test_a_killed_reloader_takes_its_server_down(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(textwrap.dedent(APP.format(greeting="hi")))
+    port = free_port()
+    proc = subprocess.Popen(
+        [*roost_command(), "app:app", "--port", str(port), "--reload"], cwd=tmp_path
+    )
+    try:
+        await wait_listening(port, proc)
+        (server,) = children(proc.pid)
+        ws = await websockets.connect(f"ws://127.0.0.1:{port}/ws")
+        assert await ws.recv() == "hi"
+        proc.kill()
+        await asyncio.wait_for(ws.wait_closed(), 15)
+        assert ws.close_code == 1001
+        for _ in range(300):
+            if exited(server):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the server outlived its reloader")
+        assert not listening(port)
+    finally:
+        proc.kill()
+        proc.wait()

@@ -7,6 +7,7 @@ Requests are answered by ``roost.dispatch``; processes are run by ``roost.runner
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +32,8 @@ from roost.staticfiles import directory_handler
 logger = logging.getLogger("roost")
 
 Handler = Callable[..., Any]
+#: How long shutdown waits for the broker to disconnect before leaving it behind (s).
+BROKER_STOP_TIMEOUT = 5.0
 
 
 class Roost:
@@ -355,7 +358,10 @@ class Roost:
         restart), then run the shutdown handlers."""
         if self.server is not None:
             await self.server.shutdown(code=code, reason=reason)
-        await self.hub.stop()
+        try:
+            await asyncio.wait_for(self.hub.stop(), BROKER_STOP_TIMEOUT)
+        except TimeoutError:
+            logger.warning("the broker did not disconnect within %.0f s", BROKER_STOP_TIMEOUT)
         for hook in self._shutdown:
             try:
                 await self.calls.call(hook)
@@ -371,16 +377,21 @@ class Roost:
         processes: int = 1,
         log_level: str = "INFO",
     ) -> None:
-        """Serve until Ctrl-C or SIGTERM, then shut down gracefully.
+        """Serve until SIGTERM or Ctrl-C, then shut down gracefully (docs/deployment.md says
+        what each signal does).
 
         ``processes`` > 1 runs that many worker processes sharing the port. The environment
-        (``ROOST_HOST``, ``ROOST_PORT``, ``ROOST_PROCESSES``, ``ROOST_BROKER``) overrides the
-        arguments, and the flags ``--host``, ``--port``, ``--processes``, ``--broker`` and
-        ``--log-level`` override both.
+        (``ROOST_HOST``, ``ROOST_PORT``, ``ROOST_PROCESSES``, ``ROOST_BROKER``,
+        ``ROOST_LOG_LEVEL``) overrides the arguments, and the server flags in ``sys.argv``
+        (the same as the ``roost`` command's: ``--host``, ``--port``, ``--processes``,
+        ``--broker``, ``--log-level``, ``--reload``) override both; other arguments are left
+        to the app. A bad value exits with status 2 and a message naming it. When it returns,
+        SIGTERM, SIGINT and SIGHUP are left ignored: the process is expected to exit.
         """
-        from roost.runner import run
+        from roost.runner import start
+        from roost.settings import Settings
 
-        run(self, host=host, port=port, log_level=log_level, processes=processes)
+        start(self, Settings(host=host, port=port, processes=processes, log_level=log_level))
 
 
 Robyn = Roost

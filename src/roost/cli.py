@@ -1,38 +1,32 @@
 """``roost module:app`` (or ``python -m roost module:app``): serve an app from the shell.
 
-Flags: ``--host``, ``--port``, ``--log-level``, and ``--reload`` to restart the app when a
-file under the current directory changes (open WebSockets get close 1012 on each restart).
+The flags are the server flags of ``roost.settings`` (``--host``, ``--port``, ``--processes``,
+``--broker``, ``--log-level``, ``--reload``), the same ones ``app.start()`` reads. An unknown
+flag or a bad value is an error with exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
-import signal
-import subprocess
 import sys
-from pathlib import Path
 
-logger = logging.getLogger("roost")
-
-RELOAD_SUFFIXES = (".py", ".html", ".js", ".css", ".json", ".toml")
+from roost.app import Roost
+from roost.runner import run
+from roost.settings import Settings, SettingsError, add_flags, resolve
 
 
 def parser() -> argparse.ArgumentParser:
-    """The command line's flags."""
-    p = argparse.ArgumentParser(prog="roost", description="Serve a roost app.")
+    """The command line: the app, then the server flags."""
+    p = argparse.ArgumentParser(prog="roost", description="Serve a roost app.", allow_abbrev=False)
     p.add_argument("target", help="the app, as module:attribute (e.g. examples.chat.app:app)")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="port to bind (8080)")
-    p.add_argument("--log-level", default="INFO", help="logging level (INFO)")
-    p.add_argument("--reload", action="store_true", help="restart when source files change")
+    add_flags(p)
     return p
 
 
-def load(target: str) -> object:
-    """Import ``module:attribute`` from the current directory."""
+def load(target: str) -> Roost:
+    """Import ``module:attribute`` from the current directory; it must be a Roost app."""
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
         raise SystemExit(f"roost: expected module:attribute, got {target!r}")
@@ -42,85 +36,22 @@ def load(target: str) -> object:
     except ImportError as exc:
         raise SystemExit(f"roost: cannot import {module_name!r}: {exc}") from None
     try:
-        return getattr(module, attribute)
+        app = getattr(module, attribute)
     except AttributeError:
         raise SystemExit(f"roost: {module_name!r} has no attribute {attribute!r}") from None
-
-
-def serve(args: argparse.Namespace) -> None:
-    """Import the app and serve it in this process."""
-    from roost.app import Roost
-
-    app = load(args.target)
     if not isinstance(app, Roost):
-        raise SystemExit(f"roost: {args.target!r} is not a Roost app")
-    from roost.runner import run
-
-    run(app, host=args.host, port=args.port, log_level=args.log_level)
-
-
-def reload_loop(argv: list[str]) -> int:
-    """Run the app in a child process and restart it whenever a watched file changes."""
-    from watchfiles import watch
-
-    child_argv = [sys.executable, "-m", "roost", *[a for a in argv if a != "--reload"]]
-    stopping = False
-
-    def stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    child = subprocess.Popen(child_argv)
-
-    def relevant(change: object, path: str) -> bool:
-        return path.endswith(RELOAD_SUFFIXES) and "/." not in path
-
-    try:
-        for changes in watch(
-            Path.cwd(),
-            watch_filter=relevant,
-            stop_event=_StopFlag(lambda: stopping),
-            rust_timeout=200,
-            yield_on_timeout=True,
-        ):
-            if stopping:
-                break
-            if not changes:
-                if child.poll() is not None and not stopping:
-                    child = subprocess.Popen(child_argv)  # it crashed: start it again
-                continue
-            logging.getLogger("roost").warning("change detected; restarting")
-            child.send_signal(signal.SIGHUP)  # close 1012, then exit
-            child.wait()
-            child = subprocess.Popen(child_argv)
-    finally:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-            child.wait()
-    return 0
-
-
-class _StopFlag:
-    """A stop event for watchfiles backed by a callable."""
-
-    def __init__(self, check: object) -> None:
-        self._check = check
-
-    def is_set(self) -> bool:
-        return bool(self._check())  # type: ignore[operator]
+        raise SystemExit(f"roost: {target!r} is not a Roost app")
+    return app
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``roost`` command."""
+    """Entry point of the ``roost`` command; the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if args.reload:
-        return reload_loop(argv)
-    sys.argv = [sys.argv[0], *argv]
-    serve(args)
-    return 0
+    p = parser()
+    args = p.parse_args(argv)
+    try:
+        settings = resolve(Settings(), args, os.environ)
+    except SettingsError as exc:
+        p.error(str(exc))
+    target = args.target
+    return run(lambda: load(target), settings, [sys.executable, "-m", "roost", *argv])

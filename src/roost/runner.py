@@ -1,66 +1,63 @@
-"""Running an app from the command line: settings, the event loop, signals."""
+"""Running an app in this process: logging, the event loop, and what signals and the parent
+process ask for.
+
+Signals, when roost serves in one process (``--processes`` workers differ; see workers.py):
+
+- SIGTERM or SIGINT: graceful shutdown; open WebSockets get close 1001; exit status 0.
+- SIGHUP: the same with close 1012 (a restart: a process manager starts roost again).
+- A second SIGTERM or SIGINT: exit now, with status 128 + the signal number; connections are
+  dropped without a close handshake, and handlers, ``on_close`` and shutdown handlers still
+  running do not finish.
+- Once roost has stopped serving, SIGTERM, SIGINT and SIGHUP are ignored until the process
+  exits, so a late one cannot kill it with the default action while it exits.
+
+A parent roost process (the ``--processes`` supervisor, or ``--reload``) also drives its child
+through a control pipe: one byte per command (``STOP``, ``RESTART``, ``EXIT_NOW``), and end of
+file when the parent is gone, which the child takes as ``STOP``: nothing roost starts outlives
+the process that started it.
+"""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import contextlib
 import gc
 import logging
 import os
 import signal
 import socket
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from roost.app import Roost
+    from roost.settings import Settings
 
 logger = logging.getLogger("roost")
 
-
-def parse_flags(argv: list[str]) -> argparse.Namespace:
-    """The server flags among ``argv``; other arguments are left to the app."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--host")
-    parser.add_argument("--port", type=int)
-    parser.add_argument("--processes", type=int)
-    parser.add_argument("--broker")
-    parser.add_argument("--log-level", dest="log_level")
-    flags, _ = parser.parse_known_args(argv)
-    return flags
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Where and how to serve, once code, environment and flags are merged."""
-
-    host: str
-    port: int
-    log_level: str
-    processes: int
-    broker: str | None
-
-
-def settings(host: str, port: int, log_level: str, argv: list[str], processes: int = 1) -> Settings:
-    """Code defaults, overridden by ROOST_HOST/ROOST_PORT/ROOST_LOG_LEVEL/ROOST_PROCESSES/
-    ROOST_BROKER, then by the flags."""
-    env = os.environ
-    flags = parse_flags(argv)
-    merged = Settings(
-        host=flags.host or env.get("ROOST_HOST", host),
-        port=flags.port if flags.port is not None else int(env.get("ROOST_PORT", port)),
-        log_level=(flags.log_level or env.get("ROOST_LOG_LEVEL", log_level)).upper(),
-        processes=flags.processes or int(env.get("ROOST_PROCESSES", processes)),
-        broker=flags.broker or env.get("ROOST_BROKER"),
-    )
-    if merged.processes < 1:
-        raise SystemExit("roost: --processes must be at least 1")
-    return merged
-
-
+#: The signals that stop a server.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+#: Control-pipe commands: stop gracefully (close 1001), restart (close 1012), exit now.
+STOP = b"T"
+RESTART = b"R"
+EXIT_NOW = b"K"
+#: The environment variable through which ``--reload`` hands its child the control pipe.
+CONTROL_FD_ENV = "ROOST_CONTROL_FD"
 #: Young-generation threshold used when roost runs the process (CPython's default is 700).
 GC_THRESHOLD0 = 20_000
+
+
+def forced_exit_status(signum: int) -> int:
+    """The exit status after a second SIGTERM/SIGINT cut a shutdown short: 128 + signal."""
+    return 128 + signum
+
+
+def ignore_stop_signals() -> None:
+    """Ignore SIGTERM, SIGINT and SIGHUP from now on: roost has stopped serving and the
+    process is on its way out."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def tune_gc() -> None:
@@ -89,54 +86,185 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
-async def serve(app: Roost, host: str, port: int, sock: socket.socket | None = None) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM (close 1001) or SIGHUP (a restart: close 1012),
-    then shut down gracefully."""
+def configure_logging(level: str) -> None:
+    """Log to stderr at ``level`` (unless the program configured logging already)."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def exit_now(status: int, why: str) -> None:
+    """Leave the process at once with ``status``, after flushing the logs: open connections
+    are dropped by the kernel, nothing else runs."""
+    logger.warning("%s: exiting now, dropping open connections (exit status %d)", why, status)
+    logging.shutdown()
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(status)
+
+
+class StopRequests:
+    """What this process has been asked to do, by signals and by its parent's control pipe.
+
+    The first request starts a graceful shutdown with its close code (1001, or 1012 for a
+    restart); later ones do not change the code. A second SIGTERM/SIGINT, or ``EXIT_NOW``
+    from the parent, exits at once. Requests from the parent do not count as signals: a
+    worker that gets SIGTERM both from its supervisor's pipe and from a process manager
+    signalling every process stops gracefully once.
+    """
+
+    def __init__(self) -> None:
+        self.requested = asyncio.Event()
+        self.code = 1001
+        self._stop_signals = 0
+
+    @property
+    def reason(self) -> str:
+        """The close reason that goes with ``code``."""
+        return "server restarting" if self.code == 1012 else "server shutting down"
+
+    def stop(self, code: int, why: str) -> None:
+        """Ask for a graceful shutdown closing WebSockets with ``code``."""
+        if self.requested.is_set():
+            return
+        self.code = code
+        logger.info("%s: %s", why, "restarting" if code == 1012 else "shutting down")
+        self.requested.set()
+
+    def stop_signal(self, signum: int) -> None:
+        """SIGTERM or SIGINT: the first stops gracefully, the second exits now."""
+        self._stop_signals += 1
+        name = signal.Signals(signum).name
+        if self._stop_signals == 1:
+            self.stop(1001, name)
+        else:
+            exit_now(forced_exit_status(signum), f"second {name} during shutdown")
+
+    def control(self, fd: int) -> None:
+        """Read the parent's commands from the control pipe ``fd``."""
+        try:
+            data = os.read(fd, 64)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            asyncio.get_running_loop().remove_reader(fd)
+            self.stop(1001, "the parent process is gone")
+            return
+        if EXIT_NOW in data:
+            exit_now(forced_exit_status(signal.SIGTERM), "asked by the parent process")
+        if RESTART in data:
+            self.stop(1012, "asked by the parent process")
+        if STOP in data:
+            self.stop(1001, "asked by the parent process")
+
+
+class ListenError(Exception):
+    """The listening socket could not be opened (the message says where and why)."""
+
+    def __init__(self, host: str, port: int, exc: OSError) -> None:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        super().__init__(f"cannot listen on {host}:{port}: {why}")
+
+
+async def serve(
+    app: Roost,
+    host: str,
+    port: int,
+    *,
+    sock: socket.socket | None = None,
+    control: int | None = None,
+    hangup_restarts: bool = True,
+) -> None:
+    """Serve ``app`` until asked to stop (see the module docstring), then shut down gracefully.
+
+    ``sock``: an already listening socket to serve on (a worker's); ``control``: the read end
+    of the parent's control pipe; ``hangup_restarts``: whether SIGHUP restarts this process
+    (False in ``--processes`` workers, where SIGHUP is the supervisor's).
+    """
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    codes: list[int] = []
-
-    def request_stop(code: int) -> None:
-        codes.append(code)
-        stop.set()
-
+    requests = StopRequests()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, request_stop, 1001)
-    loop.add_signal_handler(signal.SIGHUP, request_stop, 1012)
-    server = await (
-        app.create_server(host, port) if sock is None else app.create_server(host, port, sock=sock)
-    )
+        loop.add_signal_handler(sig, requests.stop_signal, sig)
+    if hangup_restarts:
+        loop.add_signal_handler(signal.SIGHUP, requests.stop, 1012, "SIGHUP")
+    if control is not None:
+        os.set_blocking(control, False)
+        loop.add_reader(control, requests.control, control)
+    try:
+        server = await app.create_server(host, port, **({} if sock is None else {"sock": sock}))
+    except OSError as exc:
+        raise ListenError(host, port, exc) from exc
     tune_gc()
     shown = "127.0.0.1" if host in ("", "0.0.0.0") else host
     logger.info("roost listening on http://%s:%d (pid %d)", shown, server.port, os.getpid())
-    await stop.wait()
-    code = codes[0]
-    logger.info("shutting down" if code == 1001 else "restarting")
-    await app.shutdown(
-        code=code, reason="server shutting down" if code == 1001 else "server restarting"
-    )
+    await requests.requested.wait()
+    await app.shutdown(code=requests.code, reason=requests.reason)
+    if control is not None:
+        loop.remove_reader(control)
 
 
-def run(app: Roost, *, host: str, port: int, log_level: str, processes: int = 1) -> None:
-    """Blocking entry point of ``app.start()``."""
-    conf = settings(host, port, log_level, sys.argv[1:], processes)
-    logging.basicConfig(
-        level=conf.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if conf.broker:
+def control_fd_from_env() -> int | None:
+    """The control pipe a ``--reload`` parent handed down, if any (removed from the
+    environment, so the app's own subprocesses do not see it)."""
+    raw = os.environ.pop(CONTROL_FD_ENV, "")
+    if not raw:
+        return None
+    try:
+        fd = int(raw)
+        os.fstat(fd)
+    except (ValueError, OSError):
+        logger.warning("ignoring %s=%r: not an open file descriptor", CONTROL_FD_ENV, raw)
+        return None
+    return fd
+
+
+def run(load: Callable[[], Roost], settings: Settings, command: list[str]) -> int:
+    """Serve the app ``load()`` returns as ``settings`` say until stopped; the exit status.
+
+    ``command`` runs this same app again from a fresh interpreter: with ``--reload`` this
+    process only watches files and runs ``command`` (without ``--reload``) in a child, and
+    does not load the app itself.
+    """
+    configure_logging(settings.log_level)
+    if settings.reload:
+        from roost.reload import reload_loop
+
+        return reload_loop([arg for arg in command if arg != "--reload"])
+    app = load()
+    if settings.broker:
         from roost.hub.urls import make_broker
 
-        app.hub.broker = make_broker(conf.broker)
-    if conf.processes > 1:
+        try:
+            app.hub.broker = make_broker(settings.broker)
+        except ValueError as exc:
+            raise SystemExit(f"roost: --broker: {exc}") from None
+    if settings.processes > 1:
         from roost.workers import supervise
 
-        supervise(app, conf.host, conf.port, conf.processes)
-        return
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(serve(app, conf.host, conf.port))
+        return supervise(app, settings.host, settings.port, settings.processes)
+    control = control_fd_from_env()
+    try:
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            runner.run(serve(app, settings.host, settings.port, control=control))
+    except ListenError as exc:
+        raise SystemExit(f"roost: {exc}") from None
+    finally:
+        ignore_stop_signals()
+    return 0
 
 
-def run_worker(app: Roost, host: str, port: int, sock: socket.socket) -> None:
-    """A worker process's life: serve on the inherited listening socket until signalled."""
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(serve(app, host, port, sock=sock))
+def start(app: Roost, defaults: Settings) -> None:
+    """``app.start()``: ``defaults`` from code, overridden by ROOST_* and by the server flags in
+    ``sys.argv`` (arguments that are not server flags are left to the app)."""
+    from roost.settings import SettingsError, flag_parser, resolve
+
+    parser = flag_parser(os.path.basename(sys.argv[0]) or "app")
+    flags, _ = parser.parse_known_args(sys.argv[1:])
+    try:
+        settings = resolve(defaults, flags, os.environ)
+    except SettingsError as exc:
+        parser.error(str(exc))
+    status = run(lambda: app, settings, [sys.executable, *sys.orig_argv[1:]])
+    if status:
+        raise SystemExit(status)

@@ -6,8 +6,11 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import websockets
 
@@ -15,28 +18,35 @@ from tests.integration.guide_runner import ROOT, free_port
 
 
 class ClusterServer:
-    """``python -m tests.integration.apps.cluster_app`` with extra flags, on a free port."""
+    """tests/integration/apps/cluster_app.py served on a free port with extra flags: through
+    ``app.start()`` (``python -m tests.integration.apps.cluster_app``), or with ``cli=True``
+    through the ``roost`` command. Its stderr (the logs) is kept for ``log()``."""
 
-    def __init__(self, *flags: str) -> None:
+    def __init__(
+        self,
+        *flags: str,
+        cli: bool = False,
+        env: dict[str, str] | None = None,
+        start_new_session: bool = False,
+    ) -> None:
         self.port = free_port()
+        if cli:
+            command = [*roost_command(), "tests.integration.apps.cluster_app:app"]
+        else:
+            command = [sys.executable, "-m", "tests.integration.apps.cluster_app"]
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (kept open for log())
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.integration.apps.cluster_app",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "WARNING",
-                *flags,
-            ],
+            [*command, "--port", str(self.port), "--log-level", "INFO", *flags],
             cwd=ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
+            start_new_session=start_new_session,
         )
 
     async def ready(self) -> ClusterServer:
         for _ in range(300):
-            assert self.proc.poll() is None, "the server exited"
+            assert self.proc.poll() is None, f"the server exited: {self.log()}"
             try:
                 _, writer = await asyncio.open_connection("127.0.0.1", self.port)
             except OSError:
@@ -46,19 +56,89 @@ class ClusterServer:
             return self
         raise TimeoutError("the server did not start")
 
-    async def client(self) -> tuple[websockets.ClientConnection, dict[str, object]]:
-        ws = await websockets.connect(f"ws://127.0.0.1:{self.port}/ws")
+    async def client(
+        self, path: str = "/ws"
+    ) -> tuple[websockets.ClientConnection, dict[str, object]]:
+        ws = await websockets.connect(f"ws://127.0.0.1:{self.port}{path}")
         hello = json.loads(await asyncio.wait_for(ws.recv(), 5))
         return ws, hello
 
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
+    async def clients_on_each_worker(
+        self, workers: int = 2
+    ) -> dict[int, tuple[websockets.ClientConnection, dict[str, object]]]:
+        """One client per worker process, by worker pid (the kernel spreads accepts)."""
+        by_pid: dict[int, tuple[websockets.ClientConnection, dict[str, object]]] = {}
+        for _ in range(100):
+            ws, hello = await self.client()
+            pid = int(str(hello["pid"]))
+            if pid in by_pid:
+                await ws.close()
+            else:
+                by_pid[pid] = (ws, hello)
+            if len(by_pid) == workers:
+                return by_pid
+        raise AssertionError(f"connections reached only workers {sorted(by_pid)}")
+
+    def log(self) -> str:
+        """What the server wrote to stderr so far."""
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")
+
+    async def wait(self, timeout: float = 30) -> int:
+        """Wait for the server to exit (after a signal the test sent); its exit status. The
+        event loop keeps running meanwhile, so the test's clients answer close frames."""
         try:
-            return self.proc.wait(timeout=20)
+            return await asyncio.to_thread(self.proc.wait, timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            return self.proc.wait()
+            self.proc.wait()
+            raise AssertionError(f"the server did not exit: {self.log()}") from None
+
+    async def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Send ``sig`` once (unless it has exited) and wait; the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return await self.wait()
+
+
+def roost_command() -> list[str]:
+    """The ``roost`` console script of this environment (or ``python -m roost``)."""
+    script = Path(sys.executable).parent / "roost"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "roost"]
+
+
+def children(pid: int) -> set[int]:
+    """Live child processes of ``pid`` (from /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(entry.name))
+    return found
+
+
+def exited(pid: int) -> bool:
+    """Whether ``pid`` is gone or a zombie (nobody may reap an orphan in a container)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rindex(")") + 2] == "Z"
+
+
+def listening(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port``."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError:
+        return False
+    return True
 
 
 async def ask(ws: websockets.ClientConnection, **cmd: object) -> dict[str, object]:

@@ -26,6 +26,7 @@ class Example:
         self.name = name
         self.port = free_port()
         self.proc: subprocess.Popen[str] | None = None
+        self.signalled = False
         self.output = ""
 
     def url(self, path: str) -> str:
@@ -53,11 +54,18 @@ class Example:
             return
         raise TimeoutError(f"{self.name} did not start listening")
 
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        """Stop the process; returns its exit code and keeps its output in ``output``."""
+    def send(self, sig: int = signal.SIGTERM) -> None:
+        """Send ``sig`` to the process (once: a second SIGTERM would make it exit now)."""
         assert self.proc is not None
-        if self.proc.poll() is None:
+        if not self.signalled and self.proc.poll() is None:
+            self.signalled = True
             self.proc.send_signal(sig)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Stop the process, unless a signal was already sent (then wait for that shutdown);
+        returns its exit code and keeps its output in ``output``."""
+        assert self.proc is not None
+        self.send(sig)
         try:
             out, _ = self.proc.communicate(timeout=15)
         except subprocess.TimeoutExpired:

@@ -1,10 +1,27 @@
-"""``--processes 2``: two workers share the port, and every delivery call crosses workers."""
+"""``--processes 2``: two workers share the port, and every delivery call crosses workers;
+signals to the supervisor do what docs/deployment.md says, no process outlives it, and the
+relay comes back when it dies."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+
+import pytest
 import websockets
 
-from tests.integration.cluster import ClusterServer, ask, eventually, receive_text
+from tests.integration.cluster import (
+    ClusterServer,
+    ask,
+    children,
+    eventually,
+    exited,
+    listening,
+    receive_text,
+)
+
+pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
 
 
 async def test_two_workers_reach_each_other() -> None:
@@ -40,10 +57,155 @@ async def test_two_workers_reach_each_other() -> None:
         await b.wait_closed()
         assert (b.close_code, b.close_reason) == (4000, "kicked")
     finally:
-        code = server.stop()
+        code = await server.stop()
         for ws, _ in clients:
             if ws.close_code is None:
                 await ws.wait_closed()
     assert code == 0
     assert all(ws.close_code in (1001, 4000, 1000) for ws, _ in clients)
     assert any(ws.close_code == 1001 for ws, _ in clients)
+
+
+async def wait_exited(pids: set[int], seconds: float = 30) -> None:
+    async def all_gone() -> bool:
+        return all(exited(pid) for pid in pids)
+
+    await eventually(all_gone, seconds)
+
+
+async def test_sighup_replaces_the_workers_and_keeps_serving() -> None:
+    server = await ClusterServer("--processes", "2", cli=True).ready()
+    try:
+        old = await server.clients_on_each_worker()
+        server.proc.send_signal(signal.SIGHUP)
+        for ws, _ in old.values():
+            await asyncio.wait_for(ws.wait_closed(), 30)
+            assert (ws.close_code, ws.close_reason) == (1012, "server restarting")
+        await wait_exited(set(old))
+        assert server.proc.poll() is None, "the supervisor exited on SIGHUP"
+        new = await server.clients_on_each_worker()
+        assert not set(new) & set(old)
+        assert len(children(server.proc.pid)) == 3  # two workers and the relay
+        (a, _), (b, _) = new.values()
+        await a.send('{"op": "broadcast", "text": "after the restart"}')
+        assert await receive_text(b) == "after the restart"
+        assert "SIGHUP: replacing the workers one at a time" in server.log()
+    finally:
+        code = await server.stop()
+    assert code == 0
+
+
+async def test_killed_supervisor_takes_its_workers_and_relay_down() -> None:
+    server = await ClusterServer("--processes", "2", cli=True).ready()
+    clients = await server.clients_on_each_worker()
+
+    async def three_children() -> bool:
+        return len(children(server.proc.pid)) == 3
+
+    await eventually(three_children)
+    started = children(server.proc.pid)
+    assert set(clients) < started
+    server.proc.kill()
+    assert await server.wait() == -signal.SIGKILL
+    for ws, _ in clients.values():
+        await asyncio.wait_for(ws.wait_closed(), 30)
+        assert ws.close_code == 1001  # each worker shut down gracefully
+    await wait_exited(started)
+    assert not listening(server.port)
+    assert "the parent process is gone: shutting down" in server.log()
+
+
+async def test_a_second_sigterm_makes_the_workers_exit_now() -> None:
+    server = await ClusterServer("--processes", "2", cli=True).ready()
+    try:
+        ws, _ = await server.client("/linger")
+        started = children(server.proc.pid)
+        server.proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(ws.wait_closed(), 10)
+        assert ws.close_code == 1001
+        # Its on_close never ends: the shutdown waits for it (up to 60 s) ...
+        assert server.proc.poll() is None
+        server.proc.send_signal(signal.SIGTERM)  # ... until the second SIGTERM.
+        assert await server.wait() == 128 + signal.SIGTERM
+        await wait_exited(started)
+        assert "second SIGTERM: the workers exit now" in server.log()
+    finally:
+        await server.stop(signal.SIGKILL)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+async def test_a_signal_to_every_process_at_once_is_one_graceful_stop(sig: int) -> None:
+    """Ctrl-C reaches the whole process group, and systemd signals the whole cgroup: the
+    workers get the signal from there and a stop from the supervisor, which must not add up
+    to "exit now"."""
+    server = ClusterServer("--processes", "2", cli=True, start_new_session=True)
+    await server.ready()
+    try:
+        clients = await server.clients_on_each_worker()
+
+        async def three_children() -> bool:
+            return len(children(server.proc.pid)) == 3
+
+        await eventually(three_children)
+        os.killpg(server.proc.pid, sig)
+        assert await server.wait() == 0
+        for ws, _ in clients.values():
+            await asyncio.wait_for(ws.wait_closed(), 10)
+            assert ws.close_code == 1001
+        assert "exit now" not in server.log()
+    finally:
+        await server.stop(signal.SIGKILL)
+
+
+async def test_the_relay_comes_back_and_cross_worker_delivery_resumes() -> None:
+    server = await ClusterServer("--processes", "2", cli=True).ready()
+    try:
+        clients = await server.clients_on_each_worker()
+        (a, a_hello), (b, b_hello) = clients.values()
+        b_pid = int(str(b_hello["pid"]))
+        extra = None
+        for _ in range(100):  # a second client on b's worker, to leave during the outage
+            ws, hello = await server.client()
+            if hello["pid"] == b_pid:
+                extra = ws
+                break
+            await ws.close()
+        assert extra is not None
+        every = sorted([str(a_hello["id"]), str(b_hello["id"]), str(hello["id"])])
+
+        async def all_visible() -> bool:
+            return (await ask(a, op="connections"))["connections"] == every
+
+        await eventually(all_visible)
+        (relay,) = children(server.proc.pid) - set(clients)
+        os.kill(relay, signal.SIGKILL)
+        await extra.close()  # its presence update is published while the relay is down
+
+        async def new_relay() -> bool:
+            return len(children(server.proc.pid) - set(clients) - {relay}) == 1
+
+        await eventually(new_relay)
+
+        async def delivered() -> bool:
+            await a.send('{"op": "broadcast", "text": "probe"}')
+            try:
+                return await receive_text(b, timeout=0.2) == "probe"
+            except TimeoutError:
+                return False
+
+        await eventually(delivered, 20)
+        left = sorted([str(a_hello["id"]), str(b_hello["id"])])
+
+        async def presence_right_again() -> bool:
+            seen_by_a = (await ask(a, op="connections"))["connections"]
+            seen_by_b = (await ask(b, op="connections"))["connections"]
+            return seen_by_a == seen_by_b == left
+
+        await eventually(presence_right_again)
+        log = server.log()
+        assert "the relay exited (status -9); starting a new one" in log
+        assert log.count("lost the link to the worker relay") == 2  # once per worker
+        assert log.count("link to the worker relay re-established") == 2
+    finally:
+        code = await server.stop()
+    assert code == 0

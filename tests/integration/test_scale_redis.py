@@ -91,7 +91,7 @@ async def test_two_servers_through_redis_survive_outages_and_crashes(
         await eventually(both_visible)  # presence was written again into the new Redis
 
         # A server killed outright leaves presence once its key expires.
-        two.stop(signal.SIGKILL)
+        await two.stop(signal.SIGKILL)
         assert b_hello["id"] in (await ask(a, op="connections"))["connections"]
 
         async def b_gone() -> bool:
@@ -101,5 +101,5 @@ async def test_two_servers_through_redis_survive_outages_and_crashes(
         await a.close()
         await local.close()
     finally:
-        one.stop()
-        two.stop()
+        await one.stop()
+        await two.stop()

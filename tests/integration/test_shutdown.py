@@ -1,4 +1,5 @@
-"""Graceful shutdown: pending handshakes get 503, open connections 1001, nothing sent is lost."""
+"""Graceful shutdown: pending handshakes get 503, open connections 1001, nothing sent is lost;
+and what each signal does to a server process (docs/deployment.md)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import asyncio
 import signal
 import sys
 
+import pytest
 import websockets
 
 from roost import Request, Roost, ServerOptions, SSEResponse, StreamingResponse
 from tests.http_client import read_response
+from tests.integration.cluster import ClusterServer
 from tests.integration.guide_runner import ROOT, free_port
 from tests.test_sse import read_chunk
 
@@ -232,3 +235,43 @@ async def test_endless_plain_stream_is_cut_at_the_deadline() -> None:
         rest = b""
     assert b"0\r\n\r\n" not in rest  # no end of body: the client knows it is cut short
     writer.close()
+
+
+# -- signals to a real server process (one process; --processes: test_scale_processes.py) --
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_a_second_stop_signal_during_the_shutdown_exits_now(sig: int) -> None:
+    server = await ClusterServer().ready()
+    try:
+        lingering, _ = await server.client("/linger")
+        other, _ = await server.client()
+        server.proc.send_signal(sig)
+        for ws in (lingering, other):
+            await asyncio.wait_for(ws.wait_closed(), 10)
+            assert ws.close_code == 1001
+        # The lingering client's on_close never ends: the shutdown waits for it (60 s) ...
+        assert server.proc.poll() is None
+        server.proc.send_signal(sig)  # ... until the second signal.
+        assert await server.wait() == 128 + sig
+        name = signal.Signals(sig).name
+        assert f"second {name} during shutdown: exiting now" in server.log()
+    finally:
+        await server.stop(signal.SIGKILL)
+
+
+async def test_sighup_closes_with_1012_and_exits_0() -> None:
+    server = await ClusterServer().ready()
+    ws, _ = await server.client()
+    assert await server.stop(signal.SIGHUP) == 0
+    await asyncio.wait_for(ws.wait_closed(), 10)
+    assert (ws.close_code, ws.close_reason) == (1012, "server restarting")
+
+
+async def test_one_sigterm_waits_for_the_shutdown_and_exits_0() -> None:
+    server = await ClusterServer().ready()
+    ws, _ = await server.client()
+    assert await server.stop(signal.SIGTERM) == 0
+    await asyncio.wait_for(ws.wait_closed(), 10)
+    assert (ws.close_code, ws.close_reason) == (1001, "server shutting down")
+    assert "exiting now" not in server.log()

@@ -27,6 +27,13 @@ class Broker:
     replicated_presence = True
     #: Messages this broker dropped since it was created (0 for brokers that never drop).
     dropped = 0
+    _reconnected: Callable[[], None] | None = None
+
+    def on_reconnect(self, callback: Callable[[], None]) -> None:
+        """Have ``callback`` called each time the link to the other nodes comes back after an
+        outage: what was published meanwhile is lost, so the hub announces this node again.
+        Brokers that cannot tell may never call it."""
+        self._reconnected = callback
 
     async def start(self, node_id: str, deliver: Deliver) -> None:
         """Connect; ``deliver(message)`` is then called for every message from other nodes."""

@@ -48,8 +48,9 @@ class Hub:
         """Connect to the broker, if any (called when the server starts)."""
         self.node_id = os.urandom(8).hex()  # per process: workers are forked from one app
         if self.broker is not None:
+            self.broker.on_reconnect(self._relinked)
             await self.broker.start(self.node_id, self._deliver)
-            self._publish({"t": "hello"})
+            self._announce()
 
     async def stop(self) -> None:
         """Leave the broker, if any (called after shutdown)."""
@@ -57,6 +58,27 @@ class Hub:
             self._publish({"t": "gone"})
             await asyncio.sleep(0)
             await self.broker.stop(self.node_id)
+
+    def _announce(self) -> None:
+        """Tell the other nodes this one is here (with its connections, when presence is
+        replicated through messages); each answers with its own state."""
+        hello: dict[str, Any] = {"t": "hello"}
+        if self.broker is not None and self.broker.replicated_presence:
+            hello["c"] = self._local_state()
+        self._publish(hello)
+
+    def _relinked(self) -> None:
+        """The broker's link came back after an outage. What other nodes published meanwhile
+        is lost (a node may even have gone), so forget them and announce this one again."""
+        self._remote = RemotePresence()
+        self._announce()
+
+    def _local_state(self) -> dict[str, tuple[str | None, list[str]]]:
+        registry = self.registry
+        return {
+            cid: (registry.endpoint_of(cid), sorted(registry.rooms_of(cid)))
+            for cid in registry.members()
+        }
 
     def _publish(self, msg: dict[str, Any]) -> None:
         if self.broker is not None:
@@ -200,12 +222,10 @@ class Hub:
             entry = msg["e"]
             self._remote.update(node, msg["id"], None if entry is None else (entry[0], entry[1]))
         elif kind == "hello":
+            state = msg.get("c", {})
+            self._remote.replace(node, {cid: (e[0], e[1]) for cid, e in state.items()})
             if self.broker is not None and self.broker.replicated_presence:
-                state = {
-                    cid: (registry.endpoint_of(cid), sorted(registry.rooms_of(cid)))
-                    for cid in registry.members()
-                }
-                self._publish({"t": "state", "to": node, "c": state})
+                self._publish({"t": "state", "to": node, "c": self._local_state()})
         elif kind == "state" and msg["to"] == self.node_id:
             self._remote.replace(node, {cid: (e[0], e[1]) for cid, e in msg["c"].items()})
         elif kind == "gone":

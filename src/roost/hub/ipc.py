@@ -1,113 +1,382 @@
 """The embedded broker for ``--processes N``: workers on one machine exchange hub messages
-through a relay process over a Unix socket. No external server is needed."""
+through a relay process over a Unix socket. No external server is needed.
+
+Wire format, both ways: frames of a 5-byte header (payload length, 4 bytes big-endian; kind,
+1 byte) and the payload. Kinds:
+
+- ``HELLO``: from a worker, its node id (ASCII), first on every connection; the relay
+  answers with an empty ``HELLO`` once it has taken the worker in.
+- ``MESSAGE``: a hub message; the relay forwards it to every other worker.
+- ``REFUSED`` (relay → worker): UTF-8 text saying why a frame was not forwarded.
+
+Bounds: a frame over ``max_frame`` payload bytes is refused (the relay answers ``REFUSED``
+and skips it; the link stays up). A peer that does not read gets at most ``max_buffer``
+bytes queued for it; past that, frames for it are dropped (delivery is at-most-once),
+counted, and logged once per stall.
+
+If the relay dies, each worker reconnects with backoff (the supervisor starts a new relay on
+the same socket), then the hub announces the node again (``Broker.on_reconnect``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
+import os
 import socket
 import struct
+from collections.abc import Callable
+from typing import cast
 
 import orjson
 
 from roost.hub.broker import Broker, Deliver
 
 logger = logging.getLogger("roost.hub")
-_LEN = struct.Struct("!I")
-MAX_FRAME = 64 * 1024 * 1024
+_HEADER = struct.Struct("!IB")
+
+#: Largest payload of one frame, in bytes (16 MiB).
+MAX_FRAME = 16 * 1024 * 1024
+#: Bytes queued for a peer that does not read before frames for it are dropped (32 MiB).
+MAX_BUFFER = 32 * 1024 * 1024
+#: Longest wait between two attempts to reach the relay again, in seconds.
+MAX_BACKOFF = 1.0
 
 
-class _Framed(asyncio.Protocol):
-    """Length-prefixed frames over a stream."""
+class Kind(enum.IntEnum):
+    """What a frame carries."""
 
-    def __init__(self, on_frame: Deliver, on_lost: object = None) -> None:
-        self.on_frame = on_frame
-        self.on_lost = on_lost
-        self.buf = bytearray()
+    HELLO = 1
+    MESSAGE = 2
+    REFUSED = 3
+
+
+def encode(kind: Kind, payload: bytes) -> bytes:
+    """One frame."""
+    return _HEADER.pack(len(payload), kind) + payload
+
+
+class Link(asyncio.Protocol):
+    """One end of a worker-relay connection: frames in, bounded frames out.
+
+    ``on_frame(link, kind, payload)`` gets every frame up to ``max_frame`` bytes;
+    ``on_oversized(link, size)`` is told of a larger one, whose payload is then skipped
+    without being buffered; ``on_lost(link)`` is called once when the connection ends.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        on_frame: Callable[[Link, int, bytes], None],
+        on_oversized: Callable[[Link, int], None],
+        on_lost: Callable[[Link], None],
+        max_frame: int = MAX_FRAME,
+        max_buffer: int = MAX_BUFFER,
+    ) -> None:
+        self.name = name
+        self.max_frame = max_frame
+        self.max_buffer = max_buffer
+        self.dropped = 0  # frames not sent to this peer because it was not reading
+        self._on_frame = on_frame
+        self._on_oversized = on_oversized
+        self._on_lost = on_lost
+        self._buf = bytearray()
+        self._skip = 0  # payload bytes of a refused frame still to discard
+        self._stalled = False
+        self._stalled_since = 0  # ``dropped`` when the current stall began
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
 
     def data_received(self, data: bytes) -> None:
-        self.buf += data
-        while len(self.buf) >= 4:
-            (size,) = _LEN.unpack_from(self.buf)
-            if size > MAX_FRAME:
-                if self.transport is not None:
-                    self.transport.abort()
+        if self._skip:
+            if len(data) <= self._skip:
+                self._skip -= len(data)
                 return
-            if len(self.buf) < 4 + size:
-                return
-            frame = bytes(self.buf[4 : 4 + size])
-            del self.buf[: 4 + size]
-            self.on_frame(frame)
+            data = data[self._skip :]
+            self._skip = 0
+        buf = self._buf
+        buf += data
+        pos, end = 0, len(buf)
+        while end - pos >= _HEADER.size:
+            size, kind = _HEADER.unpack_from(buf, pos)
+            start = pos + _HEADER.size
+            if size > self.max_frame:
+                self._on_oversized(self, size)
+                if end - start >= size:
+                    pos = start + size
+                    continue
+                self._skip = size - (end - start)
+                pos = end
+                break
+            if end - start < size:
+                break
+            pos = start + size
+            self._on_frame(self, kind, bytes(buf[start:pos]))
+        del buf[:pos]
 
-    def send(self, frame: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(_LEN.pack(len(frame)) + frame)
+    @property
+    def buffered(self) -> int:
+        """Bytes written to this peer that it has not read yet."""
+        transport = self.transport
+        return 0 if transport is None else transport.get_write_buffer_size()
+
+    def write(self, frame: bytes) -> bool:
+        """Queue an encoded frame; False if the link is down or the peer is not reading
+        (then the frame is dropped and counted)."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return False
+        if transport.get_write_buffer_size() + len(frame) > self.max_buffer:
+            if not self._stalled:
+                self._stalled = True
+                self._stalled_since = self.dropped
+                logger.warning(
+                    "%s is not reading: dropping hub messages for it (over %d bytes queued)",
+                    self.name,
+                    self.max_buffer,
+                )
+            self.dropped += 1
+            return False
+        if self._stalled:
+            self._stalled = False
+            logger.warning(
+                "%s is reading again; %d hub messages for it were dropped",
+                self.name,
+                self.dropped - self._stalled_since,
+            )
+        transport.write(frame)
+        return True
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self.transport is not None:
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if callable(self.on_lost):
-            self.on_lost(self)
+        self.transport = None
+        self._on_lost(self)
 
 
 class IpcBroker(Broker):
-    """A worker's side: connects to the relay at ``path``."""
+    """A worker's side: connects to the relay at ``path``, and again whenever the link is lost
+    (waiting 50 ms, doubling up to ``MAX_BACKOFF`` between attempts). Messages published
+    while the link is down are dropped and counted in ``dropped``; messages over ``max_frame``
+    bytes are refused (logged, counted in ``refused``)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(
+        self, path: str, *, max_frame: int = MAX_FRAME, max_buffer: int = MAX_BUFFER
+    ) -> None:
         self.path = path
-        self._proto: _Framed | None = None
-        self._lost_logged = False
+        self.max_frame = max_frame
+        self.max_buffer = max_buffer
+        self.dropped = 0
+        self.refused = 0
+        self._link: Link | None = None
+        self._node_id = ""
+        self._deliver: Deliver = lambda _: None
+        self._lost = asyncio.Event()
+        self._down = False
+        self._dropped_before = 0  # ``dropped`` when the outage began
+        self._announce = False  # whether the hub must announce itself once the link is up
+        self._keeper: asyncio.Task[None] | None = None
 
     async def start(self, node_id: str, deliver: Deliver) -> None:
-        loop = asyncio.get_running_loop()
-        _, proto = await loop.create_unix_connection(
-            lambda: _Framed(deliver, self._lost), self.path
-        )
-        self._proto = proto
+        self._node_id = node_id
+        self._deliver = deliver
+        self._lost = asyncio.Event()
+        try:
+            await self._connect()
+        except OSError as exc:
+            self._went_down(exc)
+        self._keeper = asyncio.create_task(self._keep_linked())
 
-    def _lost(self, proto: _Framed) -> None:
-        if not self._lost_logged:
-            self._lost_logged = True
-            logger.error("lost the connection to the worker relay: other workers unreachable")
+    async def _connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        _, link = await loop.create_unix_connection(
+            lambda: Link(
+                name="the worker relay",
+                on_frame=self._frame,
+                on_oversized=self._oversized,
+                on_lost=self._link_lost,
+                max_frame=self.max_frame,
+                max_buffer=self.max_buffer,
+            ),
+            self.path,
+        )
+        link.write(encode(Kind.HELLO, self._node_id.encode("ascii")))
+        self._link = link
+        self._lost.clear()
+
+    def _frame(self, link: Link, kind: int, payload: bytes) -> None:
+        if kind == Kind.MESSAGE:
+            self._deliver(payload)
+        elif kind == Kind.HELLO:
+            self._up()
+        elif kind == Kind.REFUSED:
+            logger.error("the worker relay refused a message: %s", payload.decode(errors="replace"))
+
+    def _oversized(self, link: Link, size: int) -> None:
+        logger.error("the worker relay sent a frame of %d bytes; reconnecting", size)
+        link.close()
+
+    def _link_lost(self, link: Link) -> None:
+        if link is self._link:
+            self._link = None
+            self._went_down(None)
+            self._lost.set()
+
+    def _up(self) -> None:
+        """The relay has taken this worker in."""
+        if self._down:
+            self._down = False
+            logger.warning(
+                "link to the worker relay re-established: cross-worker delivery resumed "
+                "(%d messages dropped meanwhile)",
+                self.dropped - self._dropped_before,
+            )
+        if self._announce and self._reconnected is not None:
+            self._announce = False
+            self._reconnected()
+
+    def _went_down(self, exc: BaseException | None) -> None:
+        self._announce = True  # what the hub published meanwhile is lost
+        if not self._down:
+            self._down = True
+            self._dropped_before = self.dropped
+            logger.error(
+                "lost the link to the worker relay%s: cross-worker delivery paused; reconnecting",
+                f" ({exc})" if exc else "",
+            )
+
+    async def _keep_linked(self) -> None:
+        backoff = 0.05
+        while True:
+            if self._link is not None:
+                await self._lost.wait()
+            await asyncio.sleep(backoff)
+            try:
+                await self._connect()
+            except OSError:
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                continue
+            backoff = 0.05
 
     def publish(self, message: bytes) -> None:
-        if self._proto is not None:
-            self._proto.send(message)
+        if len(message) > self.max_frame:
+            self.refused += 1
+            logger.error(
+                "a hub message of %d bytes is over the relay's limit of %d bytes: "
+                "not sent to the other workers",
+                len(message),
+                self.max_frame,
+            )
+            return
+        link = self._link
+        if link is None or not link.write(encode(Kind.MESSAGE, message)):
+            self.dropped += 1
 
     async def stop(self, node_id: str) -> None:
-        if self._proto is not None and self._proto.transport is not None:
-            self._proto.transport.close()
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+        link, self._link = self._link, None
+        if link is not None:
+            link.close()
 
 
-async def relay(sock: socket.socket) -> None:
-    """Forward every frame from one worker to all the others; announce workers that leave."""
-    peers: dict[_Framed, str] = {}
+class Relay:
+    """Forwards every message from one worker to all the others, and tells the others when a
+    worker leaves (a hub ``gone`` message). ``dropped`` counts frames not delivered to stalled
+    peers; ``refused`` counts oversized frames."""
 
-    def make() -> _Framed:
-        proto: _Framed
+    def __init__(self, *, max_frame: int = MAX_FRAME, max_buffer: int = MAX_BUFFER) -> None:
+        self.max_frame = max_frame
+        self.max_buffer = max_buffer
+        self.refused = 0
+        self._links: dict[Link, str] = {}  # link -> node id, once it said HELLO
+        self._count = 0
 
-        def on_frame(frame: bytes) -> None:
-            if not peers.get(proto):
-                with contextlib.suppress(orjson.JSONDecodeError):
-                    peers[proto] = str(orjson.loads(frame).get("n", ""))
-            for other in list(peers):
-                if other is not proto:
-                    other.send(frame)
+    @property
+    def dropped(self) -> int:
+        """Frames dropped for peers that were not reading, over the open links."""
+        return sum(link.dropped for link in self._links)
 
-        def on_lost(_: _Framed) -> None:
-            node = peers.pop(proto, "")
-            if node:
-                gone = orjson.dumps({"t": "gone", "n": node})
-                for other in list(peers):
-                    other.send(gone)
+    def _make(self) -> Link:
+        self._count += 1
+        link = Link(
+            name=f"worker link {self._count}",
+            on_frame=self._frame,
+            on_oversized=self._oversized,
+            on_lost=self._lost,
+            max_frame=self.max_frame,
+            max_buffer=self.max_buffer,
+        )
+        self._links[link] = ""
+        return link
 
-        proto = _Framed(on_frame, on_lost)
-        peers[proto] = ""
-        return proto
+    def _frame(self, link: Link, kind: int, payload: bytes) -> None:
+        if kind == Kind.MESSAGE:
+            frame = encode(Kind.MESSAGE, payload)
+            for other in self._links:
+                if other is not link:
+                    other.write(frame)
+        elif kind == Kind.HELLO:
+            node = payload.decode("ascii", errors="replace")
+            self._links[link] = node
+            link.name = f"worker {node}"
+            link.write(encode(Kind.HELLO, b""))
+        else:
+            link.write(encode(Kind.REFUSED, f"unknown frame kind {kind}".encode()))
 
-    server = await asyncio.get_running_loop().create_unix_server(make, sock=sock)
-    async with server:
-        await server.serve_forever()
+    def _oversized(self, link: Link, size: int) -> None:
+        self.refused += 1
+        logger.error(
+            "%s sent a frame of %d bytes, over the limit of %d: refused",
+            link.name,
+            size,
+            self.max_frame,
+        )
+        reason = f"frame of {size} bytes refused: the relay's limit is {self.max_frame} bytes"
+        link.write(encode(Kind.REFUSED, reason.encode()))
+
+    def _lost(self, link: Link) -> None:
+        node = self._links.pop(link, "")
+        if node:
+            gone = encode(Kind.MESSAGE, orjson.dumps({"t": "gone", "n": node}))
+            for other in self._links:
+                other.write(gone)
+
+    async def serve(self, sock: socket.socket, *, control: int | None = None) -> bool:
+        """Relay on the listening Unix socket ``sock`` until the control pipe ``control``
+        reaches end of file (its parent is gone), or forever; True if it was the pipe."""
+        loop = asyncio.get_running_loop()
+        server = await loop.create_unix_server(self._make, sock=sock)
+        parent_gone = asyncio.Event()
+
+        def read_control() -> None:
+            fd = control
+            assert fd is not None
+            try:
+                data = os.read(fd, 64)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                loop.remove_reader(fd)
+                parent_gone.set()
+
+        if control is not None:
+            os.set_blocking(control, False)
+            loop.add_reader(control, read_control)
+        await parent_gone.wait()
+        server.close()
+        for link in list(self._links):
+            link.close()
+        return True

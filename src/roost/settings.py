@@ -1,0 +1,169 @@
+"""Where and how to serve: the server flags, the ``ROOST_*`` environment and code defaults.
+
+One definition of the flags serves every entry point: ``roost module:app``,
+``python -m roost module:app`` and ``app.start()`` (which reads ``sys.argv``). Code defaults
+are overridden by the environment, which is overridden by the flags. Every value is checked
+the same way wherever it comes from, and a bad one is a clear error, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class SettingsError(ValueError):
+    """A setting has a value roost cannot use; the message names the setting and the value."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Server settings, each with its default.
+
+    - ``host``: the address to bind (``"127.0.0.1"``; ``"0.0.0.0"`` for every interface).
+    - ``port``: the TCP port (8080; 0 picks a free one).
+    - ``processes``: worker processes sharing the port (1: serve in this process).
+    - ``broker``: a ``redis://`` URL shared by several servers (None: no broker).
+    - ``log_level``: one of DEBUG, INFO, WARNING, ERROR, CRITICAL (``"INFO"``).
+    - ``reload``: restart the server when a source file changes (False; for development).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    processes: int = 1
+    broker: str | None = None
+    log_level: str = "INFO"
+    reload: bool = False
+
+
+def port_number(text: str) -> int:
+    """A TCP port from 0 (any free port) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid port {text!r}: expected a number from 0 to 65535"
+        ) from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {port}: expected 0 to 65535")
+    return port
+
+
+def process_count(text: str) -> int:
+    """A number of worker processes, at least 1."""
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid process count {text!r}: expected a whole number, at least 1"
+        ) from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"invalid process count {count}: must be at least 1")
+    return count
+
+
+def log_level(text: str) -> str:
+    """A logging level name, in any case."""
+    level = text.strip().upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"invalid log level {text!r}: expected one of {', '.join(LOG_LEVELS)}"
+        )
+    return level
+
+
+def host_name(text: str) -> str:
+    """An address to bind: not empty."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("invalid host '': expected an address such as 127.0.0.1")
+    return text.strip()
+
+
+#: setting -> (flag, environment variable or None, parser of a text value)
+_SOURCES: dict[str, tuple[str, str | None, Callable[[str], Any]]] = {
+    "host": ("--host", "ROOST_HOST", host_name),
+    "port": ("--port", "ROOST_PORT", port_number),
+    "processes": ("--processes", "ROOST_PROCESSES", process_count),
+    "broker": ("--broker", "ROOST_BROKER", str),
+    "log_level": ("--log-level", "ROOST_LOG_LEVEL", log_level),
+    "reload": ("--reload", None, bool),
+}
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """Add the server flags to ``parser``; a flag not given parses as None."""
+    group = parser.add_argument_group("server")
+    group.add_argument("--host", type=host_name, help="address to bind (127.0.0.1; env ROOST_HOST)")
+    group.add_argument(
+        "--port", type=port_number, help="port to bind, 0 for a free one (8080; env ROOST_PORT)"
+    )
+    group.add_argument(
+        "--processes",
+        type=process_count,
+        metavar="N",
+        help="worker processes sharing the port (1; env ROOST_PROCESSES)",
+    )
+    group.add_argument(
+        "--broker",
+        metavar="URL",
+        help="redis:// URL of a broker shared by several servers (env ROOST_BROKER)",
+    )
+    group.add_argument(
+        "--log-level",
+        type=log_level,
+        metavar="LEVEL",
+        help=f"one of {', '.join(LOG_LEVELS)} (INFO; env ROOST_LOG_LEVEL)",
+    )
+    group.add_argument(
+        "--reload",
+        action="store_const",
+        const=True,
+        help="restart when a file under the current directory changes (development)",
+    )
+
+
+def flag_parser(prog: str) -> argparse.ArgumentParser:
+    """A parser of the server flags alone, for ``app.start()`` (other arguments are the app's)."""
+    parser = argparse.ArgumentParser(prog=prog, add_help=False, allow_abbrev=False)
+    add_flags(parser)
+    return parser
+
+
+def resolve(defaults: Settings, flags: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
+    """``defaults`` overridden by ``environ`` overridden by ``flags`` (None: not given).
+
+    Raises SettingsError for a bad environment value or a bad combination.
+    """
+    values: dict[str, Any] = {}
+    for field in fields(Settings):
+        _, env_name, parse = _SOURCES[field.name]
+        given = getattr(flags, field.name, None)
+        if given is not None:
+            values[field.name] = given
+        elif env_name is not None and environ.get(env_name, "") != "":
+            try:
+                values[field.name] = parse(environ[env_name])
+            except argparse.ArgumentTypeError as exc:
+                raise SettingsError(f"{env_name}: {exc}") from None
+    merged = replace(defaults, **values)
+    check(merged)
+    return merged
+
+
+def check(settings: Settings) -> None:
+    """Raise SettingsError if ``settings`` cannot be served (values given in code included)."""
+    for name in ("host", "port", "processes", "log_level"):
+        flag, _, parse = _SOURCES[name]
+        try:
+            parse(str(getattr(settings, name)))
+        except argparse.ArgumentTypeError as exc:
+            raise SettingsError(f"{flag}: {exc}") from None
+    if settings.reload and settings.processes > 1:
+        raise SettingsError(
+            f"--reload runs the app in one process; it cannot be combined with "
+            f"--processes {settings.processes}"
+        )
