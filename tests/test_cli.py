@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ import websockets
 
 from tests.integration.cluster import children, exited, listening, roost_command
 from tests.integration.guide_runner import ROOT, free_port
+from tests.integration.test_scale_redis import Redis
 
 APP = """
 from roost import Roost
@@ -202,3 +204,39 @@ async def test_a_killed_reloader_takes_its_server_down(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+FLAG_SETS = {
+    "processes": ["--processes", "2", "--host", "127.0.0.1", "--log-level", "warning"],
+    "reload": ["--reload"],
+    "broker": ["--broker", "redis://127.0.0.1:{redis}/0"],
+}
+
+
+@pytest.mark.parametrize("flags", FLAG_SETS)
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+async def test_every_entry_point_takes_every_flag(entry: str, flags: str, tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(textwrap.dedent(APP.format(greeting="hi")))
+    redis = None
+    args = FLAG_SETS[flags]
+    if flags == "broker":
+        if shutil.which("redis-server") is None:
+            pytest.skip("redis-server is not installed")
+        redis = Redis()
+        redis.start()
+        args = [arg.format(redis=redis.port) for arg in args]
+    port = free_port()
+    proc = subprocess.Popen([*ENTRY_POINTS[entry], "--port", str(port), *args], cwd=tmp_path)
+    try:
+        await wait_listening(port, proc)
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
+            assert await ws.recv() == "hi"
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if redis is not None:
+            redis.kill()
+            shutil.rmtree(redis.dir, ignore_errors=True)

@@ -234,14 +234,15 @@ class Supervisor:
     # -- the loop ----------------------------------------------------------------------------
 
     def _reap(self) -> None:
-        while True:
+        """Collect the children of ours that exited (only ours: the app may have others)."""
+        relay = [] if self.relay is None else [self.relay.pid]
+        for pid in [*relay, *self.workers, *self.retiring]:
             try:
-                pid, wait_status = os.waitpid(-1, os.WNOHANG)
+                done, wait_status = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            self._exited(pid, os.waitstatus_to_exitcode(wait_status))
+                done, wait_status = pid, 0
+            if done:
+                self._exited(pid, os.waitstatus_to_exitcode(wait_status))
 
     def _exited(self, pid: int, code: int) -> None:
         if self.relay is not None and pid == self.relay.pid:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+from pathlib import Path
 
 import pytest
 import websockets
@@ -19,7 +21,9 @@ from tests.integration.cluster import (
     exited,
     listening,
     receive_text,
+    roost_command,
 )
+from tests.integration.guide_runner import free_port
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
 
@@ -115,20 +119,21 @@ async def test_killed_supervisor_takes_its_workers_and_relay_down() -> None:
     assert "the parent process is gone: shutting down" in server.log()
 
 
-async def test_a_second_sigterm_makes_the_workers_exit_now() -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_a_second_stop_signal_makes_the_workers_exit_now(sig: int) -> None:
     server = await ClusterServer("--processes", "2", cli=True).ready()
     try:
         ws, _ = await server.client("/linger")
         started = children(server.proc.pid)
-        server.proc.send_signal(signal.SIGTERM)
+        server.proc.send_signal(sig)
         await asyncio.wait_for(ws.wait_closed(), 10)
         assert ws.close_code == 1001
         # Its on_close never ends: the shutdown waits for it (up to 60 s) ...
         assert server.proc.poll() is None
-        server.proc.send_signal(signal.SIGTERM)  # ... until the second SIGTERM.
-        assert await server.wait() == 128 + signal.SIGTERM
+        server.proc.send_signal(sig)  # ... until the second signal.
+        assert await server.wait() == 128 + sig
         await wait_exited(started)
-        assert "second SIGTERM: the workers exit now" in server.log()
+        assert f"second {signal.Signals(sig).name}: the workers exit now" in server.log()
     finally:
         await server.stop(signal.SIGKILL)
 
@@ -209,3 +214,29 @@ async def test_the_relay_comes_back_and_cross_worker_delivery_resumes() -> None:
     finally:
         code = await server.stop()
     assert code == 0
+
+
+CRASHING_APP = """
+from roost import Roost
+
+app = Roost(__file__)
+
+
+@app.startup_handler
+def broken():
+    raise RuntimeError("cannot start")
+"""
+
+
+async def test_workers_that_keep_dying_make_the_supervisor_give_up(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(CRASHING_APP)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [*roost_command(), "app:app", "--port", str(free_port()), "--processes", "2"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert b"workers keep dying; giving up" in done.stderr

@@ -41,7 +41,8 @@ _HEADER = struct.Struct("!IB")
 MAX_FRAME = 16 * 1024 * 1024
 #: Bytes queued for a peer that does not read before frames for it are dropped (32 MiB).
 MAX_BUFFER = 32 * 1024 * 1024
-#: Longest wait between two attempts to reach the relay again, in seconds.
+#: Waits between two attempts to reach the relay again, in seconds: the first, the longest.
+FIRST_BACKOFF = 0.05
 MAX_BACKOFF = 1.0
 
 
@@ -164,7 +165,7 @@ class Link(asyncio.Protocol):
 
 class IpcBroker(Broker):
     """A worker's side: connects to the relay at ``path``, and again whenever the link is lost
-    (waiting 50 ms, doubling up to ``MAX_BACKOFF`` between attempts). Messages published
+    (waiting 50 ms, doubling up to 1 s between attempts). Messages published
     while the link is down are dropped and counted in ``dropped``; messages over ``max_frame``
     bytes are refused (logged, counted in ``refused``)."""
 
@@ -183,6 +184,7 @@ class IpcBroker(Broker):
         self._down = False
         self._dropped_before = 0  # ``dropped`` when the outage began
         self._announce = False  # whether the hub must announce itself once the link is up
+        self._backoff = FIRST_BACKOFF
         self._keeper: asyncio.Task[None] | None = None
 
     async def start(self, node_id: str, deliver: Deliver) -> None:
@@ -232,6 +234,7 @@ class IpcBroker(Broker):
 
     def _up(self) -> None:
         """The relay has taken this worker in."""
+        self._backoff = FIRST_BACKOFF
         if self._down:
             self._down = False
             logger.warning(
@@ -254,17 +257,13 @@ class IpcBroker(Broker):
             )
 
     async def _keep_linked(self) -> None:
-        backoff = 0.05
         while True:
             if self._link is not None:
                 await self._lost.wait()
-            await asyncio.sleep(backoff)
-            try:
+            await asyncio.sleep(self._backoff)
+            self._backoff = min(self._backoff * 2, MAX_BACKOFF)  # reset once the relay answers
+            with contextlib.suppress(OSError):
                 await self._connect()
-            except OSError:
-                backoff = min(backoff * 2, MAX_BACKOFF)
-                continue
-            backoff = 0.05
 
     def publish(self, message: bytes) -> None:
         if len(message) > self.max_frame:
