@@ -124,10 +124,12 @@ BAD = [
     (["--port", "70000"], {}, "argument --port: invalid port 70000"),
     (["--log-level", "loud"], {}, "argument --log-level: invalid log level 'loud'"),
     (["--host", ""], {}, "argument --host: invalid host ''"),
+    (["--broker", "http://cache:6379"], {}, "argument --broker: invalid broker URL"),
     (["--reload", "--processes", "2"], {}, "cannot be combined with --processes 2"),
     ([], {"ROOST_PORT": "abc"}, "ROOST_PORT: invalid port 'abc'"),
     ([], {"ROOST_PROCESSES": "0"}, "ROOST_PROCESSES: invalid process count 0"),
     ([], {"ROOST_LOG_LEVEL": "chatty"}, "ROOST_LOG_LEVEL: invalid log level 'chatty'"),
+    ([], {"ROOST_BROKER": "cache:6379"}, "ROOST_BROKER: invalid broker URL 'cache:6379'"),
 ]
 
 

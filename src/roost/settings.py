@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: What a ``--broker`` URL may start with (the schemes ``roost.app.make_broker`` knows).
+BROKER_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class SettingsError(ValueError):
@@ -83,12 +85,21 @@ def host_name(text: str) -> str:
     return text.strip()
 
 
+def broker_url(text: str) -> str:
+    """A Redis URL: redis://, rediss:// or unix://."""
+    if not text.startswith(BROKER_SCHEMES):
+        raise argparse.ArgumentTypeError(
+            f"invalid broker URL {text!r}: expected redis://host:port/db (or rediss://, unix://)"
+        )
+    return text
+
+
 #: setting -> (flag, environment variable or None, parser of a text value)
 _SOURCES: dict[str, tuple[str, str | None, Callable[[str], Any]]] = {
     "host": ("--host", "ROOST_HOST", host_name),
     "port": ("--port", "ROOST_PORT", port_number),
     "processes": ("--processes", "ROOST_PROCESSES", process_count),
-    "broker": ("--broker", "ROOST_BROKER", str),
+    "broker": ("--broker", "ROOST_BROKER", broker_url),
     "log_level": ("--log-level", "ROOST_LOG_LEVEL", log_level),
     "reload": ("--reload", None, bool),
 }
@@ -109,6 +120,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--broker",
+        type=broker_url,
         metavar="URL",
         help="redis:// URL of a broker shared by several servers (env ROOST_BROKER)",
     )
@@ -156,10 +168,12 @@ def resolve(defaults: Settings, flags: argparse.Namespace, environ: Mapping[str,
 
 def check(settings: Settings) -> None:
     """Raise SettingsError if ``settings`` cannot be served (values given in code included)."""
-    for name in ("host", "port", "processes", "log_level"):
+    for name in ("host", "port", "processes", "log_level", "broker"):
         flag, _, parse = _SOURCES[name]
+        value = getattr(settings, name)
         try:
-            parse(str(getattr(settings, name)))
+            if value is not None:
+                parse(str(value))
         except argparse.ArgumentTypeError as exc:
             raise SettingsError(f"{flag}: {exc}") from None
     if settings.reload and settings.processes > 1:
