@@ -20,7 +20,7 @@ import websockets
 
 from tests.integration.cluster import children, exited, listening, roost_command
 from tests.integration.guide_runner import ROOT, free_port
-from tests.integration.test_scale_redis import Redis
+from tests.redis_server import RedisServer
 
 APP = """
 from roost import Roost
@@ -224,8 +224,9 @@ async def test_every_entry_point_takes_every_flag(entry: str, flags: str, tmp_pa
     if flags == "broker":
         if shutil.which("redis-server") is None:
             pytest.skip("redis-server is not installed")
-        redis = Redis()
+        redis = RedisServer()
         redis.start()
+        await redis.ready()
         args = [arg.format(redis=redis.port) for arg in args]
     port = free_port()
     proc = subprocess.Popen([*ENTRY_POINTS[entry], "--port", str(port), *args], cwd=tmp_path)

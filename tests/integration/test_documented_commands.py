@@ -21,7 +21,7 @@ import websockets
 
 from tests.integration.cluster import roost_command
 from tests.integration.guide_runner import ROOT, free_port
-from tests.integration.test_scale_redis import Redis
+from tests.redis_server import RedisServer
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 STARTS = ("roost ", "python -m roost ", "python app.py")
@@ -91,8 +91,9 @@ async def test_documented_command_runs_as_written(where: str, line: str, tmp_pat
         if "6379" in word:
             if shutil.which("redis-server") is None:
                 pytest.skip("redis-server is not installed")
-            redis = Redis()
+            redis = RedisServer()
             redis.start()
+            await redis.ready()
             word = word.replace("6379", str(redis.port))
         args.append(str(port) if word == "8080" else word)
     assert str(port) in args, f"{where}: the command does not say its port"
