@@ -275,3 +275,29 @@ async def test_one_sigterm_waits_for_the_shutdown_and_exits_0() -> None:
     await asyncio.wait_for(ws.wait_closed(), 10)
     assert (ws.close_code, ws.close_reason) == (1001, "server shutting down")
     assert "exiting now" not in server.log()
+
+
+async def test_a_broker_that_never_stops_does_not_hold_the_shutdown(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import roost.app
+    from roost.hub.broker import Broker, Deliver
+
+    class StuckBroker(Broker):
+        async def start(self, node_id: str, deliver: Deliver) -> None:
+            pass
+
+        def publish(self, message: bytes) -> None:
+            pass
+
+        async def stop(self, node_id: str) -> None:
+            await asyncio.Event().wait()
+
+    monkeypatch.setattr(roost.app, "BROKER_STOP_TIMEOUT", 0.2)
+    app = Roost(__file__, broker=StuckBroker())
+    stopped: list[bool] = []
+    app.shutdown_handler(lambda: stopped.append(True))
+    await app.create_server("127.0.0.1", 0)
+    await asyncio.wait_for(app.shutdown(), 30)
+    assert stopped == [True]  # the shutdown handlers still ran
+    assert "the broker did not disconnect within" in caplog.text
