@@ -185,11 +185,13 @@ class Supervisor:
         from roost.runner import new_event_loop
 
         self.sock.close()
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when it ends
+        # The relay ends when its control pipe closes, as the supervisor stops or dies; until
+        # then it carries messages for draining workers, whoever signals every process.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
-            orphaned = runner.run(Relay().serve(self.relay_sock, control=control))
-        if orphaned:  # the supervisor died without cleaning up: do it for it
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            runner.run(Relay().serve(self.relay_sock, control=control))
+        shutil.rmtree(self.tmp, ignore_errors=True)  # a killed supervisor could not
 
     def _command(self, child: _Child, command: bytes) -> None:
         with contextlib.suppress(OSError):  # it is exiting already
@@ -305,11 +307,16 @@ class Supervisor:
         if relay is None:
             return
         self._forget(relay)  # end of file on its control pipe: it stops
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(relay.pid, signal.SIGTERM)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(relay.pid, 0)
         self.relay = None
+        deadline = time.monotonic() + EXIT_NOW_GRACE
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(relay.pid, os.WNOHANG)[0] == 0:
+                if time.monotonic() > deadline:
+                    logger.error("the relay did not exit in time; killing it")
+                    os.kill(relay.pid, signal.SIGKILL)
+                    os.waitpid(relay.pid, 0)
+                    break
+                time.sleep(0.01)
 
     def run(self) -> int:
         """Serve until stopped; the exit status."""

@@ -99,8 +99,10 @@ async def test_sighup_replaces_the_workers_and_keeps_serving() -> None:
     assert code == 0
 
 
-async def test_killed_supervisor_takes_its_workers_and_relay_down() -> None:
-    server = await ClusterServer("--processes", "2", cli=True).ready()
+async def test_killed_supervisor_takes_its_workers_and_relay_down(tmp_path: Path) -> None:
+    server = ClusterServer("--processes", "2", cli=True, env={"TMPDIR": str(tmp_path)})
+    await server.ready()
+    assert [p.name[:6] for p in tmp_path.iterdir()] == ["roost-"]  # the relay's socket
     clients = await server.clients_on_each_worker()
 
     async def three_children() -> bool:
@@ -116,6 +118,7 @@ async def test_killed_supervisor_takes_its_workers_and_relay_down() -> None:
         assert ws.close_code == 1001  # each worker shut down gracefully
     await wait_exited(started)
     assert not listening(server.port)
+    assert list(tmp_path.iterdir()) == []  # the relay removed its socket
     assert "the parent process is gone: shutting down" in server.log()
 
 

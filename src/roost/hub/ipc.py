@@ -351,9 +351,9 @@ class Relay:
             for other in self._links:
                 other.write(gone)
 
-    async def serve(self, sock: socket.socket, *, control: int | None = None) -> bool:
+    async def serve(self, sock: socket.socket, *, control: int | None = None) -> None:
         """Relay on the listening Unix socket ``sock`` until the control pipe ``control``
-        reaches end of file (its parent is gone), or forever; True if it was the pipe."""
+        reaches end of file (its parent stopped it, or is gone), or forever."""
         loop = asyncio.get_running_loop()
         server = await loop.create_unix_server(self._make, sock=sock)
         parent_gone = asyncio.Event()
@@ -378,4 +378,3 @@ class Relay:
         server.close()
         for link in list(self._links):
             link.close()
-        return True
