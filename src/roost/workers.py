@@ -3,7 +3,8 @@
 The supervisor binds the listening socket, then forks the relay (which carries hub messages
 between workers over a Unix socket) and the workers, which inherit the socket. Each child gets
 the read end of a control pipe from the supervisor (see roost.runner) and, on Linux, SIGTERM
-when the supervisor dies: a child whose supervisor is gone (even by SIGKILL) shuts down.
+when the supervisor dies: a child whose supervisor is gone (even by SIGKILL) shuts down. The
+relay ignores signals and ends when its pipe closes, removing its socket's directory.
 
 Signals to the supervisor:
 
