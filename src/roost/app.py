@@ -25,8 +25,10 @@ from roost.requests import Request
 from roost.responses import Response
 from roost.routes import HTTP_METHODS, HttpRoute, Routes, WebSocketEndpoint
 from roost.routing import Pattern, normalize
+from roost.runner import start
 from roost.server.options import ServerOptions, WebSocketOptions
 from roost.server.serve import Server
+from roost.settings import Settings
 from roost.staticfiles import directory_handler
 
 logger = logging.getLogger("roost")
@@ -388,9 +390,6 @@ class Roost:
         to the app. A bad value exits with status 2 and a message naming it. When it returns,
         SIGTERM, SIGINT and SIGHUP are left ignored: the process is expected to exit.
         """
-        from roost.runner import start
-        from roost.settings import Settings
-
         start(self, Settings(host=host, port=port, processes=processes, log_level=log_level))
 
 

@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from roost.runner import (
+from roost.process import (
     CONTROL_FD_ENV,
     EXIT_NOW,
     RESTART,

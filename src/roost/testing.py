@@ -219,7 +219,7 @@ class TestClient:
         failure: list[BaseException] = []
 
         def run() -> None:
-            from roost.runner import new_event_loop
+            from roost.process import new_event_loop
 
             loop = new_event_loop()
             self._loop = loop

@@ -36,19 +36,19 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from roost.runner import (
+from roost.hub.ipc import IpcBroker, Relay
+from roost.process import (
     EXIT_NOW,
     RESTART,
     STOP,
     ListenError,
+    Servable,
     forced_exit_status,
     ignore_stop_signals,
+    new_event_loop,
+    serve,
 )
-
-if TYPE_CHECKING:
-    from roost.app import Roost
 
 logger = logging.getLogger("roost")
 
@@ -103,7 +103,7 @@ class _Crashes:
 class Supervisor:
     """Runs ``processes`` workers of ``app`` on ``host:port`` and the relay between them."""
 
-    def __init__(self, app: Roost, host: str, port: int, processes: int) -> None:
+    def __init__(self, app: Servable, host: str, port: int, processes: int) -> None:
         self.app = app
         self.host = host
         self.port = port
@@ -163,8 +163,6 @@ class Supervisor:
         self.relay = self._fork(self._relay_main, -1)
 
     def _worker_main(self, control: int) -> None:
-        from roost.hub.ipc import IpcBroker
-        from roost.runner import new_event_loop, serve
 
         self.relay_sock.close()
         if self.app.hub.broker is None:
@@ -182,8 +180,6 @@ class Supervisor:
             )
 
     def _relay_main(self, control: int) -> None:
-        from roost.hub.ipc import Relay
-        from roost.runner import new_event_loop
 
         self.sock.close()
         # The relay ends when its control pipe closes, as the supervisor stops or dies; until
@@ -378,6 +374,6 @@ class Supervisor:
         return self.status
 
 
-def supervise(app: Roost, host: str, port: int, processes: int) -> int:
+def supervise(app: Servable, host: str, port: int, processes: int) -> int:
     """Run ``processes`` workers of ``app`` on ``host:port`` until stopped; the exit status."""
     return Supervisor(app, host, port, processes).run()
