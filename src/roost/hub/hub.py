@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import os
-from typing import Any
 
-import orjson
-
+from roost.hub import messages
 from roost.hub.broker import Broker
+from roost.hub.messages import Codec, Undecodable
 from roost.hub.registry import Registry, RemotePresence
 from roost.server.websocket import WebSocketChannel
 
 logger = logging.getLogger("roost.hub")
-
-
-def _pack(data: str | bytes) -> dict[str, str]:
-    if isinstance(data, str):
-        return {"s": data}
-    return {"b": base64.b64encode(data).decode("ascii")}
-
-
-def _unpack(msg: dict[str, Any]) -> str | bytes:
-    if "s" in msg:
-        return str(msg["s"])
-    return base64.b64decode(msg["b"])
 
 
 class Hub:
@@ -36,11 +22,13 @@ class Hub:
     one, every call reaches every node; each node fans out to its own connections.
     """
 
-    def __init__(self, broker: Broker | None = None) -> None:
+    def __init__(self, broker: Broker | None = None, *, codec: Codec | None = None) -> None:
         self.registry = Registry()
         self.broker = broker
         self.node_id = os.urandom(8).hex()
         self._remote = RemotePresence()  # other nodes' connections, for replicated brokers
+        self._codec = codec or Codec()
+        self._unreadable: set[tuple[str, str]] = set()  # (node, reason) already logged
 
     # -- life --------------------------------------------------------------------------------
 
@@ -55,16 +43,16 @@ class Hub:
     async def stop(self) -> None:
         """Leave the broker, if any (called after shutdown)."""
         if self.broker is not None:
-            self._publish({"t": "gone"})
+            self._publish(messages.Gone())
             await asyncio.sleep(0)
             await self.broker.stop(self.node_id)
 
     def _announce(self) -> None:
         """Tell the other nodes this one is here (with its connections, when presence is
         replicated through messages); each answers with its own state."""
-        hello: dict[str, Any] = {"t": "hello"}
+        hello = messages.Hello()
         if self.broker is not None and self.broker.replicated_presence:
-            hello["c"] = self._local_state()
+            hello.connections = self._local_state()
         self._publish(hello)
 
     def _relinked(self) -> None:
@@ -73,17 +61,19 @@ class Hub:
         self._remote = RemotePresence()
         self._announce()
 
-    def _local_state(self) -> dict[str, tuple[str | None, list[str]]]:
+    def _local_state(self) -> dict[str, tuple[str, list[str]]]:
         registry = self.registry
-        return {
-            cid: (registry.endpoint_of(cid), sorted(registry.rooms_of(cid)))
-            for cid in registry.members()
-        }
+        state: dict[str, tuple[str, list[str]]] = {}
+        for cid in registry.members():
+            endpoint = registry.endpoint_of(cid)
+            if endpoint is not None:
+                state[cid] = (endpoint, sorted(registry.rooms_of(cid)))
+        return state
 
-    def _publish(self, msg: dict[str, Any]) -> None:
+    def _publish(self, message: messages.Message) -> None:
         if self.broker is not None:
-            msg["n"] = self.node_id
-            self.broker.publish(orjson.dumps(msg))
+            message.n = self.node_id
+            self.broker.publish(self._codec.encode(message))
 
     def _presence_changed(self, conn_id: str) -> None:
         broker = self.broker
@@ -92,7 +82,10 @@ class Hub:
         endpoint = self.registry.endpoint_of(conn_id)
         entry = None if endpoint is None else (endpoint, sorted(self.registry.rooms_of(conn_id)))
         if broker.replicated_presence:
-            self._publish({"t": "p", "id": conn_id, "e": entry})
+            if entry is None:
+                self._publish(messages.Presence(id=conn_id))
+            else:
+                self._publish(messages.Presence(id=conn_id, endpoint=entry[0], rooms=entry[1]))
         else:
             broker.presence_update(conn_id, entry)
 
@@ -126,7 +119,12 @@ class Hub:
         """Deliver to every connection of ``endpoint`` (or its ``room``); the local count."""
         sent = self.registry.broadcast(endpoint, data, room=room, exclude=exclude)
         if self.broker is not None:
-            self._publish({"t": "bc", "ep": endpoint, "r": room, "x": exclude, **_pack(data)})
+            text, binary = (data, None) if isinstance(data, str) else (None, bytes(data))
+            self._publish(
+                messages.Broadcast(
+                    endpoint=endpoint, room=room, exclude=exclude, text=text, binary=binary
+                )
+            )
         return sent
 
     async def send_to(self, conn_id: str, data: str | bytes) -> bool:
@@ -135,7 +133,10 @@ class Hub:
             return self.registry.send_to(conn_id, data)
         if self.broker is None:
             return False
-        self._publish({"t": "to", "id": conn_id, **_pack(data)})
+        if isinstance(data, str):
+            self._publish(messages.SendTo(id=conn_id, text=data))
+        else:
+            self._publish(messages.SendTo(id=conn_id, binary=bytes(data)))
         return await self._known(conn_id)
 
     async def disconnect(self, conn_id: str, code: int = 1000, reason: str = "") -> bool:
@@ -144,7 +145,7 @@ class Hub:
             return self.registry.disconnect(conn_id, code, reason)
         if self.broker is None:
             return False
-        self._publish({"t": "dc", "id": conn_id, "c": code, "m": reason})
+        self._publish(messages.Disconnect(id=conn_id, code=code, reason=reason))
         return await self._known(conn_id)
 
     async def join(self, conn_id: str, room: str) -> None:
@@ -153,7 +154,7 @@ class Hub:
             self.registry.join(conn_id, room)
             self._presence_changed(conn_id)
         else:
-            self._publish({"t": "join", "id": conn_id, "r": room})
+            self._publish(messages.Join(id=conn_id, room=room))
 
     async def leave(self, conn_id: str, room: str) -> None:
         """Take a connection out of a room."""
@@ -161,7 +162,7 @@ class Hub:
             self.registry.leave(conn_id, room)
             self._presence_changed(conn_id)
         else:
-            self._publish({"t": "leave", "id": conn_id, "r": room})
+            self._publish(messages.Leave(id=conn_id, room=room))
 
     # -- presence ----------------------------------------------------------------------------
 
@@ -198,35 +199,70 @@ class Hub:
 
     def _deliver(self, raw: bytes) -> None:
         try:
-            msg = orjson.loads(raw)
-            node = msg["n"]
-            if node == self.node_id:
-                return
-            self._apply(node, msg)
+            message = self._codec.decode(raw)
+        except Undecodable as exc:
+            if exc.node != self.node_id:  # brokers may echo a node's own messages
+                self._undecodable(exc)
+            return
+        if message.n == self.node_id:
+            return
+        try:
+            self._apply(message)
         except Exception:
-            logger.exception("dropped a malformed hub message")
+            logger.exception("could not apply a %s message from node %s", type(message), message.n)
 
-    def _apply(self, node: str, msg: dict[str, Any]) -> None:
-        kind = msg["t"]
+    def _undecodable(self, exc: Undecodable) -> None:
+        """Log once per sending node and reason: a node of another version keeps talking."""
+        key = (exc.node, exc.reason)
+        if key in self._unreadable:
+            return
+        if len(self._unreadable) < 1024:
+            self._unreadable.add(key)
+        if exc.version is not None:
+            logger.warning(
+                "ignoring messages from node %s: it speaks hub envelope version %d, this node "
+                "speaks %d (a rolling upgrade in progress?)",
+                exc.node or "?",
+                exc.version,
+                messages.VERSION,
+            )
+        else:
+            logger.warning("ignoring a hub message from node %s: %s", exc.node or "?", exc.reason)
+
+    def _apply(self, message: messages.Message) -> None:
         registry = self.registry
-        if kind == "bc":
-            registry.broadcast(msg["ep"], _unpack(msg), room=msg["r"], exclude=msg["x"])
-        elif kind == "to":
-            registry.send_to(msg["id"], _unpack(msg))
-        elif kind == "dc":
-            registry.disconnect(msg["id"], msg["c"], msg["m"])
-        elif kind in ("join", "leave") and msg["id"] in registry:
-            (registry.join if kind == "join" else registry.leave)(msg["id"], msg["r"])
-            self._presence_changed(msg["id"])
-        elif kind == "p":
-            entry = msg["e"]
-            self._remote.update(node, msg["id"], None if entry is None else (entry[0], entry[1]))
-        elif kind == "hello":
-            state = msg.get("c", {})
-            self._remote.replace(node, {cid: (e[0], e[1]) for cid, e in state.items()})
-            if self.broker is not None and self.broker.replicated_presence:
-                self._publish({"t": "state", "to": node, "c": self._local_state()})
-        elif kind == "state" and msg["to"] == self.node_id:
-            self._remote.replace(node, {cid: (e[0], e[1]) for cid, e in msg["c"].items()})
-        elif kind == "gone":
-            self._remote.forget(node)
+        node = message.n
+        match message:
+            case messages.Broadcast():
+                data = _payload(message.text, message.binary)
+                if data is not None:
+                    registry.broadcast(
+                        message.endpoint, data, room=message.room, exclude=message.exclude
+                    )
+            case messages.SendTo():
+                data = _payload(message.text, message.binary)
+                if data is not None:
+                    registry.send_to(message.id, data)
+            case messages.Disconnect():
+                registry.disconnect(message.id, message.code, message.reason)
+            case messages.Join() | messages.Leave() if message.id in registry:
+                if isinstance(message, messages.Join):
+                    registry.join(message.id, message.room)
+                else:
+                    registry.leave(message.id, message.room)
+                self._presence_changed(message.id)
+            case messages.Presence():
+                entry = None if message.endpoint is None else (message.endpoint, message.rooms)
+                self._remote.update(node, message.id, entry)
+            case messages.Hello():
+                self._remote.replace(node, dict(message.connections))
+                if self.broker is not None and self.broker.replicated_presence:
+                    self._publish(messages.State(to=node, connections=self._local_state()))
+            case messages.State() if message.to == self.node_id:
+                self._remote.replace(node, dict(message.connections))
+            case messages.Gone():
+                self._remote.forget(node)
+
+
+def _payload(text: str | None, binary: bytes | None) -> str | bytes | None:
+    return text if text is not None else binary

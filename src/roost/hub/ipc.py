@@ -30,9 +30,8 @@ import struct
 from collections.abc import Callable
 from typing import cast
 
-import orjson
-
 from roost.hub.broker import Broker, Deliver
+from roost.hub.messages import Codec, Gone
 
 logger = logging.getLogger("roost.hub")
 _HEADER = struct.Struct("!IB")
@@ -299,6 +298,7 @@ class Relay:
         self.max_buffer = max_buffer
         self.refused = 0
         self._links: dict[Link, str] = {}  # link -> node id, once it said HELLO
+        self._codec = Codec()
         self._count = 0
 
     @property
@@ -347,7 +347,7 @@ class Relay:
     def _lost(self, link: Link) -> None:
         node = self._links.pop(link, "")
         if node:
-            gone = encode(Kind.MESSAGE, orjson.dumps({"t": "gone", "n": node}))
+            gone = encode(Kind.MESSAGE, self._codec.encode(Gone(n=node)))
             for other in self._links:
                 other.write(gone)
 
