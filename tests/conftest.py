@@ -11,6 +11,7 @@ import pytest
 
 from roost import Roost
 from roost.server.serve import Server
+from tests.timing import SCALE
 
 
 @asynccontextmanager
@@ -21,6 +22,19 @@ async def running(app: Roost) -> AsyncIterator[Server]:
         yield server
     finally:
         await app.shutdown()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Scale pytest-timeout's limit (the ini ``timeout``, or a test's own mark) by
+    ROOST_TEST_TIME_SCALE, like every deadline in the tests (tests/timing.py)."""
+    if SCALE == 1:
+        return
+    default = float(config.getini("timeout") or 0)
+    for item in items:
+        mark = item.get_closest_marker("timeout")
+        limit = float(mark.args[0]) if mark and mark.args else default
+        if limit:
+            item.add_marker(pytest.mark.timeout(limit * SCALE))
 
 
 def pytest_asyncio_loop_factories(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
+from tests.timing import eventually
+
+__all__ = ["FakeChannel", "eventually"]
 
 
 class FakeChannel:
@@ -19,18 +20,3 @@ class FakeChannel:
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         self.closed = (code, reason)
-
-
-async def eventually(check: Callable[[], bool | Awaitable[bool]], seconds: float = 10) -> None:
-    """Poll ``check()`` (sync or async) until it is true, for at most ``seconds``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)

@@ -275,7 +275,7 @@ async def test_redis_down_bounded_counted_logged_once_then_resumes(
             a.publish(b"back")
             return b"back" in received
 
-        await eventually(delivered_again, seconds=30)
+        await eventually(delivered_again, 30)
         started, counts = drop_records(caplog)
         assert len(started) == 1
         assert counts == [a.dropped]  # every drop of the burst, summed up once

@@ -15,6 +15,9 @@ from pathlib import Path
 import websockets
 
 from tests.integration.guide_runner import ROOT, free_port
+from tests.timing import eventually
+
+__all__ = ["ClusterServer", "ask", "eventually", "receive_text"]
 
 
 class ClusterServer:
@@ -154,14 +157,3 @@ async def receive_text(ws: websockets.ClientConnection, timeout: float = 5) -> s
     message = await asyncio.wait_for(ws.recv(), timeout)
     assert isinstance(message, str)
     return message
-
-
-async def eventually(check, seconds: float = 10) -> None:  # type: ignore[no-untyped-def]
-    """Retry the async ``check()`` until it returns true, for at most ``seconds``."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        if await check():
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)

@@ -87,7 +87,7 @@ async def test_two_servers_through_redis_survive_outages_and_crashes(
                 except TimeoutError:
                     return False
 
-        await eventually(delivery_resumed, seconds=20)
+        await eventually(delivery_resumed, 20)
         await eventually(both_visible)  # presence was written again into the new Redis
 
         # A server killed outright leaves presence once its key expires.
@@ -97,7 +97,7 @@ async def test_two_servers_through_redis_survive_outages_and_crashes(
         async def b_gone() -> bool:
             return b_hello["id"] not in (await ask(a, op="connections"))["connections"]
 
-        await eventually(b_gone, seconds=15)
+        await eventually(b_gone, 15)
         await a.close()
         await local.close()
     finally:
