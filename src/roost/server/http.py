@@ -249,9 +249,10 @@ class HttpConnection(asyncio.Protocol):
         """Run the app's handler; return what it returned to run next (a WebSocket session),
         so that the session does not keep this frame alive."""
         try:
-            return await self.server.handler(request, self)
+            session = await self.server.handler(request, self)
         except ClientDisconnected:
             self.close()
+            return None
         except Exception:
             logger.exception("error while handling %s %s", request.method, request.path)
             if not self._response_started and not self.closed:
@@ -259,12 +260,13 @@ class HttpConnection(asyncio.Protocol):
                 self.send_response(500, [("content-type", "text/plain")], b"Internal Server Error")
             else:
                 self.abort()
-        else:
-            if not self._response_started and self.websocket is None and not self.closed:
-                logger.error("handler for %s %s wrote no response", request.method, request.path)
-                self._keep_alive = False
-                self.send_response(500, [("content-type", "text/plain")], b"Internal Server Error")
-        return None
+            return None
+        if not self._response_started and self.websocket is None and not self.closed:
+            logger.error("handler for %s %s wrote no response", request.method, request.path)
+            self._keep_alive = False
+            self.send_response(500, [("content-type", "text/plain")], b"Internal Server Error")
+            return None
+        return session
 
     def _reject(self, status: int, reason: str) -> None:
         """Answer a request we could not parse, then close: the stream can't be trusted."""
