@@ -113,8 +113,11 @@ class FakeTransport(asyncio.Transport):
         return b"".join(self.writes)
 
     def feed(self, data: bytes) -> None:
-        """The client sends ``data``."""
+        """The client sends ``data``; like a socket transport, this one delivers nothing while
+        reading is paused or once it is closing."""
         assert self.protocol is not None
+        assert self.reading, "reading is paused"
+        assert not self.closing, "the transport is closing"
         self.protocol.data_received(data)
 
     def lose(self) -> None:

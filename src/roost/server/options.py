@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -13,6 +14,30 @@ from roost.protocol.http import (
 )
 
 SlowConsumerPolicy = Literal["close", "drop"]
+
+
+def _require(
+    options: object, name: str, kind: str, *, zero: bool = False, none: bool = False
+) -> None:
+    """Raise ValueError unless the field ``name`` of ``options`` is a finite ``kind`` ("size":
+    an int; "time": an int or a float) over 0, or at least 0 with ``zero``, or None with
+    ``none``: a value that cannot work is refused when the options are made, not found out
+    by the first connection."""
+    value = getattr(options, name)
+    if value is None and none:
+        return
+    types = (int,) if kind == "size" else (int, float)
+    if (
+        isinstance(value, types)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value >= 0 if zero else value > 0)
+    ):
+        return
+    wanted = f"{'an int' if kind == 'size' else 'a number'} {'>= 0' if zero else '> 0'}"
+    if none:
+        wanted += " or None"
+    raise ValueError(f"{type(options).__name__}.{name} must be {wanted}, not {value!r}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,8 +75,11 @@ class WebSocketOptions:
     compression: bool = True
 
     def __post_init__(self) -> None:
-        if self.max_message_size <= 0 or self.max_queue <= 0 or self.write_limit <= 0:
-            raise ValueError("max_message_size, max_queue and write_limit must be positive")
+        for name in ("max_message_size", "max_queue", "write_limit", "max_outbound_buffer"):
+            _require(self, name, "size")
+        for name in ("ping_interval", "ping_timeout", "idle_timeout"):
+            _require(self, name, "time", none=True)
+        _require(self, "close_timeout", "time")
         if self.slow_consumer not in ("close", "drop"):
             raise ValueError("slow_consumer must be 'close' or 'drop'")
 
@@ -80,3 +108,12 @@ class ServerOptions:
     max_connections: int = 50_000
     max_connections_per_ip: int | None = None
     shutdown_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_header_size", "max_header_count", "max_connections"):
+            _require(self, name, "size")
+        _require(self, "max_body_size", "size", zero=True)
+        _require(self, "max_connections_per_ip", "size", none=True)
+        for name in ("handshake_timeout", "keep_alive_timeout"):
+            _require(self, name, "time")
+        _require(self, "shutdown_timeout", "time", zero=True)
