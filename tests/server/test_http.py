@@ -13,6 +13,7 @@ from roost.protocol.errors import ClientDisconnected, InvalidState
 from roost.protocol.http import HttpRequest
 from roost.server.http import HttpConnection
 from roost.server.options import WebSocketOptions
+from roost.server.serve import RequestHandler
 from tests.protocol.wire import wire
 from tests.server.conftest import MakeServer
 from tests.server.fakes import SWITCHING, UPGRADE_REQUEST, FakeTransport, connect, eventually
@@ -79,6 +80,17 @@ async def test_idle_keep_alive_connection_is_closed(make_server: MakeServer) -> 
     assert t.data == HELLO  # closed without another word
     assert not t.aborted
     assert server.connections == set() and server.admitted == 0
+
+
+async def test_close_that_does_not_finish_is_aborted(make_server: MakeServer) -> None:
+    server = make_server(keep_alive_timeout=0.02)
+    t = FakeTransport(linger=True)  # a client that does not read what it is sent
+    connect(server, t)
+    t.feed(b"GET / HTTP/1.0\r\n\r\n")
+    await t.until(lambda: t.closing)
+    assert not t.aborted
+    await t.until_lost()
+    assert t.aborted
 
 
 async def test_pipelined_requests_are_answered_in_order(make_server: MakeServer) -> None:
@@ -219,6 +231,30 @@ async def test_slow_request_gets_408(make_server: MakeServer) -> None:
     await t.until_lost()
     assert status_of(t.data) == 408
     assert t.data.endswith(b"connection: close\r\n\r\nrequest timeout")
+
+
+async def test_slow_second_request_gets_408(make_server: MakeServer) -> None:
+    server = make_server(never_called_twice(), keep_alive_timeout=0.05)
+    t = FakeTransport()
+    connect(server, t)
+    t.feed(GET)
+    await t.expect(HELLO)
+    t.feed(b"GET / HTTP/1.1\r\nHost: exa")  # then nothing: keep_alive_timeout bounds it
+    await t.until_lost()
+    assert status_of(t.data[len(HELLO) :]) == 408
+    assert t.data.endswith(b"connection: close\r\n\r\nrequest timeout")
+
+
+def never_called_twice() -> RequestHandler:
+    calls = 0
+
+    async def handler(request: HttpRequest, conn: HttpConnection) -> None:
+        nonlocal calls
+        calls += 1
+        assert calls == 1, "the handler was called for a request that never arrived whole"
+        await hello_response(conn)
+
+    return handler
 
 
 async def test_silent_connection_is_closed_without_an_answer(make_server: MakeServer) -> None:
@@ -669,6 +705,21 @@ async def test_upgrade_hands_early_bytes_to_the_channel(make_server: MakeServer)
     await session_done.wait()
     assert received == ["one", b"two", "three"]
     assert conn.websocket is not None and not conn.idle
+
+
+async def test_upgrade_while_writing_is_paused(make_server: MakeServer) -> None:
+    server = make_server()
+    t = FakeTransport()
+    conn = connect(server, t)
+    conn.pause_writing()
+    channel = conn.upgrade(SWITCHING, options=WebSocketOptions(), deflate=None)
+    assert channel.write_paused  # the channel starts where the connection was
+    sending = asyncio.ensure_future(channel.send_text("a"))
+    await t.until(lambda: len(t.writes) == 2)
+    assert not sending.done()
+    conn.resume_writing()
+    await sending
+    assert not channel.write_paused
 
 
 async def test_upgrade_refused_by_the_handler_closes_the_connection(

@@ -199,6 +199,15 @@ async def test_what_was_queued_goes_before_what_follows(
     assert len(ws.t.writes) == writes
 
 
+async def test_queued_messages_go_before_the_close_echo(open_ws: OpenWs) -> None:
+    ws = open_ws()
+    ws.channel.send_nowait("a")
+    ws.t.feed(wire(CLOSE, close_payload(1000)))  # in the same turn
+    assert ws.frames() == [(TEXT, b"a"), close_frame(1000)]
+    await asyncio.sleep(0)
+    assert ws.frames() == [(TEXT, b"a"), close_frame(1000)]
+
+
 async def test_send_on_a_closed_channel(open_ws: OpenWs) -> None:
     ws = open_ws()
     ws.channel.close(1000)

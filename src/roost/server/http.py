@@ -284,12 +284,15 @@ class HttpConnection(asyncio.Protocol):
         self.close()
 
     def _timed_out(self) -> None:
+        """The handshake or keep-alive timer ran out with no request being answered: a
+        request begun but not finished gets 408 (the first or a later one alike); an idle
+        connection is closed."""
         self._timer = None
-        if self.websocket is not None or self.closed:
+        if self.websocket is not None or self.closed or self._task is not None:
             return
-        if self._parser is not None and self._parser.in_progress and not self._response_started:
+        if self._parser is not None and self._parser.in_progress:
             self._reject(408, "request timeout")
-        elif self._task is None:
+        else:
             self.close()
 
     def _cancel_timer(self) -> None:

@@ -91,7 +91,8 @@ class ServerOptions:
     - ``max_header_size`` (16 KiB) and ``max_header_count`` (100): over either, 431.
     - ``max_body_size``: largest HTTP request body (10 MiB); over it, 413.
     - ``handshake_timeout``: time to receive a whole first request (10 s); then 408 and close.
-    - ``keep_alive_timeout``: idle time allowed between HTTP requests (5 s).
+    - ``keep_alive_timeout``: time allowed after a response for the next whole request (5 s);
+      then an idle connection is closed, and one with a request begun gets 408 and is closed.
     - ``max_connections``: open connections allowed in this process, HTTP and WebSocket alike
       (50,000), counted as they are accepted; a connection over it is answered 503 (with
       ``Retry-After: 1``) and closed.
