@@ -45,6 +45,7 @@ class FakeTransport(asyncio.Transport):
         self.aborted = False
         self.lost = False
         self.eof_written = False
+        self.endings: list[str] = []  # "close", "abort", "lost", in the order they happened
         self._changed = asyncio.Event()
 
     # -- what roost calls --------------------------------------------------------------------
@@ -75,6 +76,7 @@ class FakeTransport(asyncio.Transport):
         if self.closing:
             return
         self.closing = True
+        self.endings.append("close")
         self._notify()
         if not self.linger:
             asyncio.get_running_loop().call_soon(self._end)
@@ -82,6 +84,7 @@ class FakeTransport(asyncio.Transport):
     def abort(self) -> None:
         self.closing = True
         self.aborted = True
+        self.endings.append("abort")
         self._notify()
         asyncio.get_running_loop().call_soon(self._end)
 
@@ -129,6 +132,7 @@ class FakeTransport(asyncio.Transport):
             return
         self.lost = True
         self.closing = True
+        self.endings.append("lost")
         self._notify()
         assert self.protocol is not None
         self.protocol.connection_lost(None)

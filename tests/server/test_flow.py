@@ -11,6 +11,9 @@ import pytest
 from roost.protocol.errors import ClientDisconnected
 from roost.server.flow import Drain, settle
 
+#: A test that breaks fails in seconds instead of hanging on an event that never comes.
+pytestmark = pytest.mark.timeout(10)
+
 
 async def test_wait_returns_once_woken() -> None:
     drain = Drain(asyncio.get_running_loop())

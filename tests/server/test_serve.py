@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from roost.protocol.http import HttpRequest
 from roost.server.http import HttpConnection
 from roost.server.options import WebSocketOptions
@@ -19,6 +21,9 @@ from tests.server.fakes import (
     eventually,
     server_frames,
 )
+
+#: A test that breaks fails in seconds instead of hanging on an event that never comes.
+pytestmark = pytest.mark.timeout(10)
 
 GET = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"
 
