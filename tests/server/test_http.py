@@ -567,6 +567,48 @@ async def test_handler_error_after_the_head_drops_the_connection(
     assert "RuntimeError: boom" in caplog.text
 
 
+async def test_no_request_is_handled_once_the_connection_is_dropped(
+    make_server: MakeServer,
+) -> None:
+    handled: list[str] = []
+
+    async def handler(request: HttpRequest, conn: HttpConnection) -> None:
+        handled.append(request.path)
+        conn.start_stream(200, [])
+        await conn.write_chunk(b"half")
+        raise RuntimeError("boom")
+
+    server = make_server(handler)
+    t = FakeTransport()
+    connect(server, t)
+    t.feed(get("/a") + get("/b"))  # a pipelined request must not run on a dead connection
+    await t.until_lost()
+    await eventually(lambda: not server.tasks)
+    assert handled == ["/a"]
+    assert t.data.count(b"HTTP/1.1 ") == 1
+
+
+async def test_stream_left_unfinished_drops_the_connection(
+    make_server: MakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    handled: list[str] = []
+
+    async def handler(request: HttpRequest, conn: HttpConnection) -> None:
+        handled.append(request.path)
+        conn.start_stream(200, [])
+        await conn.write_chunk(b"half")  # and returns without end_stream()
+
+    server = make_server(handler)
+    t = FakeTransport()
+    connect(server, t)
+    t.feed(get("/a") + get("/b"))
+    await t.until_lost()
+    assert t.aborted  # the next response would land inside this one's body
+    assert t.data.endswith(b"4\r\nhalf\r\n")
+    assert handled == ["/a"]
+    assert "handler for GET /a did not end its stream" in caplog.text
+
+
 async def test_handler_that_writes_nothing_is_a_500(
     make_server: MakeServer, caplog: pytest.LogCaptureFixture
 ) -> None:

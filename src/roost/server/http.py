@@ -218,7 +218,7 @@ class HttpConnection(asyncio.Protocol):
 
     async def _process(self) -> None:
         try:
-            while self._pending and not self.closed:
+            while self._pending and not self.closing:
                 request = self._pending.popleft()
                 if self.transport is not None and len(self._pending) < _MAX_PIPELINED // 2:
                     self.transport.resume_reading()
@@ -233,8 +233,8 @@ class HttpConnection(asyncio.Protocol):
                     if session is not None:  # the connection is a WebSocket now
                         await session
                         return
-                if self.websocket is not None or self.closed:
-                    return
+                if self.websocket is not None or self.closing:
+                    return  # no request runs on a connection that is going
                 if not self.keep_alive or request.upgrade:
                     self.close()
                     return
@@ -265,6 +265,12 @@ class HttpConnection(asyncio.Protocol):
             logger.error("handler for %s %s wrote no response", request.method, request.path)
             self._keep_alive = False
             self.send_response(500, [("content-type", "text/plain")], b"Internal Server Error")
+            return None
+        if self._stream_body and not self.closed:
+            # The body is unfinished: the next response would be read as part of it.
+            logger.error("handler for %s %s did not end its stream", request.method, request.path)
+            self._stream_body = False
+            self.abort()
             return None
         return session
 
@@ -343,7 +349,8 @@ class HttpConnection(asyncio.Protocol):
         content_length: int | None = None,
         head_only: bool = False,
     ) -> None:
-        """Write the head of a streamed response; follow with ``write_chunk`` and ``end_stream``.
+        """Write the head of a streamed response; follow with ``write_chunk`` and ``end_stream``
+        (a handler that returns before ``end_stream`` has its connection dropped).
 
         The body is chunked unless ``content_length`` (bytes) is given. For HEAD (as with
         ``head_only``), 204 and 304 only the head is sent: ``stream_has_body`` is then False
