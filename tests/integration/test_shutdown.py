@@ -237,6 +237,35 @@ async def test_endless_plain_stream_is_cut_at_the_deadline() -> None:
     writer.close()
 
 
+async def test_shutdown_hears_the_close_of_a_client_whose_messages_wait() -> None:
+    # The handler is behind (max_queue full, reading paused): roost must still read the
+    # client's close frame, or the connection lingers until close_timeout and is dropped.
+    app = Roost(__file__, server_options=ServerOptions(shutdown_timeout=60))
+    gone = asyncio.Event()
+
+    @app.websocket("/behind", max_queue=2, close_timeout=60, ping_interval=None)
+    async def behind(websocket):  # type: ignore[no-untyped-def]
+        await gone.wait()  # reads nothing
+
+    @behind.on_close
+    def ended(websocket):  # type: ignore[no-untyped-def]
+        gone.set()
+
+    server = await app.create_server("127.0.0.1", 0)
+    async with websockets.connect(f"ws://127.0.0.1:{server.port}/behind") as ws:
+        for i in range(3):
+            await ws.send(f"message {i}")
+        deadline = asyncio.get_running_loop().time() + 10
+        while not any(channel.reading_paused for channel in server.channels):
+            assert asyncio.get_running_loop().time() < deadline, "reading never paused"
+            await asyncio.sleep(0.01)
+        # The margin is generous: what matters is not waiting for close_timeout (60 s).
+        await asyncio.wait_for(app.shutdown(), 20)
+        assert gone.is_set()
+        await asyncio.wait_for(ws.wait_closed(), 5)
+        assert ws.close_code == 1001
+
+
 # -- signals to a real server process (one process; --processes: test_scale_processes.py) --
 
 

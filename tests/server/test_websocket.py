@@ -340,6 +340,23 @@ async def test_server_initiated_close_handshake(open_ws: OpenWs) -> None:
     assert ws.frames() == [close_frame(1000, b"bye")]
 
 
+async def test_close_reads_the_answer_even_with_a_full_queue(open_ws: OpenWs) -> None:
+    ws = open_ws(max_queue=2)
+    ws.t.feed(wire(TEXT, b"0") + wire(TEXT, b"1"))
+    assert not ws.t.reading  # the handler is behind
+    ws.channel.close(1001, "going")  # such as at shutdown
+    assert ws.t.reading  # or the client's close frame could never be read
+    ws.t.feed(b"".join(wire(TEXT, b"%d" % i) for i in range(2, 6)))  # sent before our close
+    assert ws.t.reading
+    ws.t.feed(wire(CLOSE, close_payload(1001)))
+    assert ws.t.endings == ["close"]  # a clean close, not a timeout
+    # What was queued is still read; nothing past max_queue was kept.
+    assert [await ws.channel.recv(), await ws.channel.recv()] == ["0", "1"]
+    with pytest.raises(WebSocketDisconnect) as info:
+        await ws.channel.recv()
+    assert info.value.code == 1001
+
+
 async def test_client_initiated_close_handshake(open_ws: OpenWs) -> None:
     ws = open_ws()
     waiting = asyncio.ensure_future(ws.channel.recv())

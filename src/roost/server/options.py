@@ -47,7 +47,8 @@ class WebSocketOptions:
     - ``max_message_size``: largest message accepted, after decompression (1 MiB); over it: 1009.
     - ``max_queue``: received messages buffered before reading from the socket pauses (32);
       while it is paused, ``ping_timeout`` and ``idle_timeout`` do not run, and both restart
-      when reading resumes.
+      when reading resumes. Once roost has sent its close frame, reading resumes so that the
+      peer's close frame arrives, and messages past ``max_queue`` are dropped.
     - ``write_limit``: outbound buffer size past which ``send_*`` waits for the socket (64 KiB);
       past it, only the latest client ping gets a pong (with the next message, or once the
       buffer is down to a quarter) and reading from that client pauses until then.

@@ -138,6 +138,8 @@ class WebSocketChannel:
 
     def data_received(self, data: bytes) -> None:
         conn = self.conn
+        # Our close frame is out: read on for the peer's, keeping no more than max_queue.
+        draining = conn.state is State.CLOSING
         events = conn.receive_data(data)
         out = conn.data_to_send()
         if out:  # pongs, a close echo
@@ -157,6 +159,8 @@ class WebSocketChannel:
                         waiter.set_result(event)  # type: ignore[arg-type]
                         self._delivered = True
                         continue
+                if draining and len(queue) >= self.options.max_queue:
+                    continue
                 queue.append(event)  # type: ignore[arg-type]
             elif kind is Closed:
                 self._closed_for_reading(event.code, event.reason)  # type: ignore[union-attr]
@@ -169,7 +173,7 @@ class WebSocketChannel:
             # for room, and so does everything else the client sends (TCP back-pressure).
             self._owing_pong = True
             self.transport.pause_reading()
-        if len(queue) >= self.options.max_queue and not self._reading_paused:
+        if len(queue) >= self.options.max_queue and not self._reading_paused and not draining:
             self._reading_paused = True
             self.transport.pause_reading()
         if conn.failure is not None:
@@ -368,6 +372,10 @@ class WebSocketChannel:
         self.flush()  # what was sent before the close goes first
         self.transport.write(data)
         self._closed_for_reading(code, reason)
+        if self._reading_paused:  # max_queue is full, but the peer's close frame must be read
+            self._reading_paused = False
+            if not self._owing_pong:
+                self.transport.resume_reading()
         self._close_handle = self.loop.call_later(self.options.close_timeout, self.abort)
 
     def fail(self, code: int, reason: str = "") -> None:
