@@ -87,6 +87,19 @@ async def test_handshake_timeout_answers_408(serve) -> None:  # type: ignore[no-
         writer.close()
 
 
+async def test_slow_second_request_answers_408(serve) -> None:  # type: ignore[no-untyped-def]
+    """keep_alive_timeout bounds the next request as handshake_timeout bounds the first."""
+    async with serve(upload_app(keep_alive_timeout=0.2)) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx")
+        first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n1"), 5)
+        assert first.startswith(b"HTTP/1.1 200")
+        writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\n")  # and never the rest
+        reply = await asyncio.wait_for(reader.read(), 5)
+        assert reply.startswith(b"HTTP/1.1 408")
+        writer.close()
+
+
 def upload_app(**options: object) -> Roost:
     app = simple_app(**options)
 
