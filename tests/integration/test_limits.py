@@ -11,6 +11,7 @@ from websockets.exceptions import InvalidStatus
 
 from roost import Request, Response, Roost, ServerOptions
 from tests.raw_ws import client_frame, connect, read_close, read_frame
+from tests.timing import seconds
 
 
 async def rejected_status(url: str, **kwargs: object) -> int:
@@ -92,10 +93,10 @@ async def test_slow_second_request_answers_408(serve) -> None:  # type: ignore[n
     async with serve(upload_app(keep_alive_timeout=0.2)) as server:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx")
-        first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n1"), 5)
+        first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n1"), seconds(5))
         assert first.startswith(b"HTTP/1.1 200")
         writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\n")  # and never the rest
-        reply = await asyncio.wait_for(reader.read(), 5)
+        reply = await asyncio.wait_for(reader.read(), seconds(5))
         assert reply.startswith(b"HTTP/1.1 408")
         writer.close()
 

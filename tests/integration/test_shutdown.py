@@ -15,6 +15,7 @@ from tests.http_client import read_response
 from tests.integration.cluster import ClusterServer
 from tests.integration.guide_runner import ROOT, free_port
 from tests.test_sse import read_chunk
+from tests.timing import eventually, seconds
 
 APPS = ROOT / "tests" / "integration" / "apps"
 
@@ -255,14 +256,14 @@ async def test_shutdown_hears_the_close_of_a_client_whose_messages_wait() -> Non
     async with websockets.connect(f"ws://127.0.0.1:{server.port}/behind") as ws:
         for i in range(3):
             await ws.send(f"message {i}")
-        deadline = asyncio.get_running_loop().time() + 10
-        while not any(channel.reading_paused for channel in server.channels):
-            assert asyncio.get_running_loop().time() < deadline, "reading never paused"
-            await asyncio.sleep(0.01)
+        await eventually(
+            lambda: any(channel.reading_paused for channel in server.channels),
+            what="reading paused",
+        )
         # The margin is generous: what matters is not waiting for close_timeout (60 s).
-        await asyncio.wait_for(app.shutdown(), 20)
+        await asyncio.wait_for(app.shutdown(), seconds(20))
         assert gone.is_set()
-        await asyncio.wait_for(ws.wait_closed(), 5)
+        await asyncio.wait_for(ws.wait_closed(), seconds(5))
         assert ws.close_code == 1001
 
 

@@ -11,6 +11,17 @@ from typing import Any
 from roost.protocol.handshake import accept_response
 from roost.server.http import HttpConnection
 from roost.server.serve import Server
+from tests.timing import eventually, seconds
+
+__all__ = [
+    "SWITCHING",
+    "UPGRADE_REQUEST",
+    "FakeTransport",
+    "close_frame",
+    "connect",
+    "eventually",
+    "server_frames",
+]
 
 #: A WebSocket handshake request (RFC 6455 section 1.3's sample key) and the 101 accepting it.
 WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -141,9 +152,9 @@ class FakeTransport(asyncio.Transport):
         self._changed.set()
 
     async def until(self, check: Callable[[], bool], timeout: float = 5.0) -> None:
-        """Wait, at most ``timeout`` seconds, until ``check()`` holds; it is tried again on
+        """Wait, at most ``seconds(timeout)``, until ``check()`` holds; it is tried again on
         every change of this transport (a write, a pause, a close)."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(seconds(timeout)):
             while not check():
                 self._changed.clear()
                 await self._changed.wait()
@@ -192,11 +203,3 @@ def server_frames(data: bytes) -> list[tuple[int, bytes]]:
 def close_frame(code: int, reason: bytes = b"") -> tuple[int, bytes]:
     """A close frame as ``server_frames`` returns it."""
     return (0x8, struct.pack("!H", code) + reason)
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``check()`` once per turn of the loop until it holds, for at most ``timeout``
-    seconds: for state that no transport change signals (a task finishing)."""
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0)

@@ -21,6 +21,7 @@ from tests.server.fakes import (
     eventually,
     server_frames,
 )
+from tests.timing import seconds
 
 #: A test that breaks fails in seconds instead of hanging on an event that never comes.
 pytestmark = pytest.mark.timeout(10)
@@ -243,7 +244,7 @@ async def test_listen_on_a_free_port(make_server: MakeServer) -> None:
     assert server.port == server.sockets[0].getsockname()[1] > 0
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    response = await asyncio.wait_for(reader.read(), 5)
+    response = await asyncio.wait_for(reader.read(), seconds(5))
     assert response.startswith(b"HTTP/1.1 200 OK\r\n") and response.endswith(b"\r\n\r\nhello")
     writer.close()
     await server.shutdown(timeout=5)
