@@ -59,6 +59,7 @@ bench: $(STAMP)
 
 soak: $(STAMP)
 	$(PY) -m tests.integration.soak
+	ROOST_SOAK=1 $(PY) -m pytest -q -m soak tests/attack
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info src/roost/protocol/*.so .coverage

@@ -332,3 +332,55 @@ async def test_max_connections_bounds_idle_http_connections(serve) -> None:  # t
             pytest.fail("no slot was freed")
         for _, w in idle[1:]:
             w.close()
+
+
+async def test_compressed_messages_wait_unparsed_behind_max_queue(serve) -> None:  # type: ignore[no-untyped-def]
+    """Compressed messages that inflate to 256 KiB each, sent in one burst: roost parses (and
+    inflates) no more than ``max_queue`` of them; the rest wait as wire bytes, and every one
+    arrives, in order, once the handler reads."""
+    import tracemalloc
+    import zlib
+
+    app = Roost(__file__)
+    gate = asyncio.Event()
+    size, count = 256 * 1024, 120
+
+    @app.websocket("/slow", max_queue=2, ping_interval=None)
+    async def slow(websocket):  # type: ignore[no-untyped-def]
+        await gate.wait()
+        for i in range(count):
+            message = await websocket.receive_bytes()
+            assert message == bytes([i % 256]) * size, i
+        await websocket.send_text(f"all {count} received in order")
+
+    def deflated(data: bytes) -> bytes:
+        c = zlib.compressobj(9, zlib.DEFLATED, -15)
+        return (c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+    async with serve(app) as server:
+        extensions = {"Sec-WebSocket-Extensions": "permessage-deflate"}
+        reader, writer, head = await connect(server.port, "/slow", extensions)
+        assert b"permessage-deflate" in head
+        burst = b"".join(
+            client_frame(2, deflated(bytes([i % 256]) * size), rsv1=True) for i in range(count)
+        )
+        assert len(burst) < size  # the whole burst is smaller than one inflated message
+        tracemalloc.start()
+        try:
+            writer.write(burst)
+            await writer.drain()
+            (channel,) = server.channels
+            for _ in range(500):
+                if channel.reading_paused:
+                    break
+                await asyncio.sleep(0.01)
+            assert channel.reading_paused
+            held = tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+        assert held < 8 * size, f"{held} bytes held for {len(burst)} bytes received"
+        gate.set()
+        opcode, reply = await read_frame(reader)
+        inflated = zlib.decompressobj(-15).decompress(reply + b"\x00\x00\xff\xff")
+        assert (opcode, inflated) == (1, f"all {count} received in order".encode())
+        writer.close()

@@ -144,6 +144,71 @@ class TestFragmentation:
         data = wire(2, b"x" * 6, fin=False) + wire(0, b"x" * 4)
         assert conn.receive_data(data + data) == [b"x" * 10, b"x" * 10]
 
+    def test_many_empty_fragments_cost_no_memory(self) -> None:
+        """A message of a million empty continuation frames stays at its size in memory (one
+        buffer), instead of one object per fragment."""
+        import tracemalloc
+
+        conn = server()
+        assert conn.receive_data(wire(1, b"a", fin=False)) == []
+        batch = wire(0, b"", fin=False) * 10_000
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for _ in range(100):
+                assert conn.receive_data(batch) == []
+            grown = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert grown < 64 * 1024, grown
+        assert conn.receive_data(wire(0, b"b")) == ["ab"]
+
+    def test_fragmented_binary_and_text_are_joined_once(self) -> None:
+        conn = server()
+        pieces = [bytes([i]) * 3 for i in range(50)]
+        data = wire(2, pieces[0], fin=False) + b"".join(wire(0, p, fin=False) for p in pieces[1:])
+        assert conn.receive_data(data + wire(0, b"!")) == [b"".join(pieces) + b"!"]
+        text = "ünïcödé ✓ " * 30
+        raw = text.encode()
+        data = wire(1, raw[:5], fin=False) + wire(0, raw[5:77], fin=False) + wire(0, raw[77:])
+        assert conn.receive_data(data) == [text]
+
+
+class TestParseLimit:
+    """``receive_data(data, limit)``: at most ``limit`` messages per call; the rest waits."""
+
+    def test_stops_after_limit_messages_and_resumes(self) -> None:
+        conn = server()
+        data = b"".join(wire(1, f"m{i}".encode()) for i in range(5)) + wire(9, b"p")
+        assert conn.receive_data(data, 2) == ["m0", "m1"]
+        assert conn.receive_data(b"", 0) == []
+        assert conn.receive_data(b"", 1) == ["m2"]
+        assert conn.receive_data(wire(2, b"late"), None) == ["m3", "m4", Ping(b"p"), b"late"]
+
+    def test_compressed_messages_past_the_limit_are_not_inflated(self) -> None:
+        """What waits is the wire bytes: a compression bomb behind the limit costs nothing."""
+        import tracemalloc
+
+        conn = deflating()
+        one = wire(2, compressed(b"\x00" * 1_000_000), rsv=4)
+        tracemalloc.start()
+        try:
+            messages = conn.receive_data(one * 200, 1)
+            held = tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+        assert messages == [b"\x00" * 1_000_000]
+        assert held < 4 * 1_000_000, held  # the one message, and 199 compressed frames
+        for _ in range(199):
+            assert conn.receive_data(b"", 1) == [b"\x00" * 1_000_000]
+        assert conn.receive_data(b"", 1) == []
+
+    def test_fragments_and_control_frames_do_not_count(self) -> None:
+        conn = server()
+        data = wire(1, b"a", fin=False) + wire(9, b"p") + wire(0, b"b") + wire(1, b"c")
+        assert conn.receive_data(data, 1) == [Ping(b"p"), "ab"]
+        assert conn.receive_data(b"", 1) == ["c"]
+
 
 class TestUtf8:
     """Section 8.1: a text message that is not valid UTF-8 fails the connection with 1007, as

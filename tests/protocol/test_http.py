@@ -81,6 +81,11 @@ class TestRequestParser:
         assert parser.max_header_size == DEFAULT_MAX_HEADER_SIZE == 16 * 1024
         assert parser.max_header_count == DEFAULT_MAX_HEADER_COUNT == 100
         assert parser.max_body_size == DEFAULT_MAX_BODY_SIZE == 10 * 1024 * 1024
+        assert parser.upgrade_protocols == frozenset({"websocket"})
+        assert RequestParser(upgrade_protocols=["WebSocket", "h2c"]).upgrade_protocols == {
+            "websocket",
+            "h2c",
+        }
 
     def test_simple_get(self) -> None:
         parser = RequestParser()

@@ -136,12 +136,17 @@ async def test_shutdown_closes_idle_connections_and_lets_requests_finish(
     await eventually(lambda: kept.lost)
     assert idle.data == b"" and not idle.aborted
     assert not busy.closing and not halfway.closing  # being answered, being received
-    halfway.feed(GET[10:])  # a request completed now is refused
+    halfway.feed(GET[10:])  # it was arriving when shutdown began: it is answered
     await halfway.until_lost()
     assert halfway.data == (
-        b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 13\r\n"
-        b"connection: close\r\n\r\nshutting down"
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 4\r\n"
+        b"connection: close\r\n\r\ndone"
     )
+    late = FakeTransport(("10.0.0.1", 5))  # a request begun after the shutdown is refused
+    connect(server, late)
+    late.feed(GET)
+    await late.until_lost()
+    assert late.data.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
     assert not shutdown.done()  # the handler still runs
     answer.set()
     await busy.until_lost()

@@ -67,7 +67,7 @@ class WebSocketConnection:
         "_out",
         "_partial",
         "_partial_done",
-        "_parts",
+        "_frag",
         "client",
         "close_code",
         "close_reason",
@@ -105,7 +105,9 @@ class WebSocketConnection:
         self._out: list[bytes] = []
         self._frag_opcode = 0
         self._frag_size = 0
-        self._parts: list[bytes] | list[str] = []
+        # A fragmented message so far, as bytes: one growing buffer, so that a message of
+        # many tiny (or empty) fragments costs no more memory than its size.
+        self._frag = bytearray()
         self._compressed = False
         self._decoder: codecs.IncrementalDecoder | None = None
         self._partial: codecs.IncrementalDecoder | None = None
@@ -124,11 +126,18 @@ class WebSocketConnection:
 
     # -- receiving ---------------------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> list[Event]:
-        """Parse received bytes; return the messages and control events they complete."""
+    def receive_data(self, data: bytes, limit: int | None = None) -> list[Event]:
+        """Parse received bytes; return the messages and control events they complete.
+
+        With ``limit``, parsing stops once that many messages are complete: the bytes after
+        them stay buffered, unparsed (a compressed message is not even inflated), until a
+        later call (``receive_data(b"", limit)`` resumes). This is how a reader that queues
+        at most N messages bounds what one socket read can cost it.
+        """
         if self.state is State.CLOSED or self.failure is not None:
             return []
         events: list[Event] = []
+        produced = 0
         buf: bytes | bytearray
         if self._buf:
             self._buf += data
@@ -140,6 +149,8 @@ class WebSocketConnection:
         expect = self._expect_mask
         try:
             while n - pos >= 2:
+                if limit is not None and produced >= limit:
+                    break
                 result = parse_frame(buf, pos, expect, self.max_message_size - self._frag_size)
                 if result is None:
                     self._incomplete(buf, pos, n)
@@ -155,10 +166,15 @@ class WebSocketConnection:
                         events.append(payload.decode("utf-8"))
                     except UnicodeDecodeError:
                         raise ProtocolError(1007, "text message is not valid UTF-8") from None
+                    produced += 1
                 elif b0 == 0x82 and not self._frag_opcode:
                     events.append(payload)
+                    produced += 1
                 else:
+                    before = len(events)
                     self._handle_frame(b0, b0 & 0x0F, payload, events)
+                    if len(events) > before and type(events[-1]) in (str, bytes):
+                        produced += 1
                     if self.closed:
                         break
         except ProtocolError as exc:
@@ -268,32 +284,33 @@ class WebSocketConnection:
                 payload, final=fin, max_size=self.max_message_size - self._frag_size
             )
         self._frag_size += len(payload)
+        message: str | bytes
         if self._frag_opcode == Opcode.TEXT:
             if fin and self._decoder is None:
                 try:
-                    message: str | bytes = payload.decode("utf-8")
+                    message = payload.decode("utf-8")
                 except UnicodeDecodeError:
                     raise ProtocolError(1007, "text message is not valid UTF-8") from None
             else:
                 if self._decoder is None:
                     self._decoder = _Utf8Decoder()
                 try:
-                    text = self._decoder.decode(payload, fin)  # fails fast, mid-message
+                    self._decoder.decode(payload, fin)  # validates as it comes: fails fast
                 except UnicodeDecodeError:
                     raise ProtocolError(1007, "text message is not valid UTF-8") from None
-                self._parts.append(text)  # type: ignore[arg-type]
+                self._frag += payload
                 if not fin:
                     return
-                message = "".join(self._parts)  # type: ignore[arg-type]
+                message = self._frag.decode("utf-8")  # valid: checked piece by piece
         else:
-            self._parts.append(payload)  # type: ignore[arg-type]
             if not fin:
+                self._frag += payload
                 return
-            message = b"".join(self._parts)  # type: ignore[arg-type]
+            message = bytes(self._frag + payload) if self._frag else payload
         events.append(message)  # also while CLOSING: the peer sent it before our close
         self._frag_opcode = 0
         self._frag_size = 0
-        self._parts = []
+        self._frag = bytearray()
         self._decoder = None
         self._compressed = False
 

@@ -47,10 +47,12 @@ class HttpConnection(asyncio.Protocol):
         "_disconnected",
         "_drain",
         "_early",
+        "_finishing",
         "_head_request",
         "_keep_alive",
         "_parser",
         "_pending",
+        "_progress",
         "_refusal",
         "_response_started",
         "_stream_body",
@@ -70,6 +72,8 @@ class HttpConnection(asyncio.Protocol):
     def __init__(self, server: Server) -> None:
         self.server = server
         self.loop = server.loop
+        self._finishing = False  # a request was arriving when shutdown began: answer it
+        self._progress: asyncio.Future[None] | None = None
         self.transport: asyncio.Transport | None = None
         self.client: tuple[str, int] = ("", 0)
         opts = server.options
@@ -180,6 +184,7 @@ class HttpConnection(asyncio.Protocol):
         if self._task is None:
             self._task = self.loop.create_task(self._process())
             self.server.track(self._task)  # graceful shutdown waits for the response
+            self._made_progress()
 
     def eof_received(self) -> bool | None:
         if self.websocket is not None:
@@ -188,6 +193,7 @@ class HttpConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._made_progress()
         self._cancel_timer()
         if self._abort_timer is not None:
             self._abort_timer.cancel()
@@ -225,10 +231,11 @@ class HttpConnection(asyncio.Protocol):
                 self._keep_alive = request.keep_alive and not request.upgrade
                 self._response_started = False
                 self._head_request = request.method == "HEAD"
-                if self.server.closing:
+                if self.server.closing and not self._finishing:
                     self._keep_alive = False
                     self.send_response(503, [("content-type", "text/plain")], b"shutting down")
                 else:
+                    self._finishing = False  # only the request that was arriving
                     session = await self._dispatch(request)
                     if session is not None:  # the connection is a WebSocket now
                         await session
@@ -429,6 +436,25 @@ class HttpConnection(asyncio.Protocol):
     def closing(self) -> bool:
         """Whether the connection is closing or closed."""
         return self.closed or self.transport is None or self.transport.is_closing()
+
+    def finish_arriving_request(self) -> bool:
+        """Shutdown has begun: the request that is arriving now (if one is) will be handled
+        once it is complete, and answered with ``Connection: close``. Whether one is."""
+        self._finishing = self.receiving
+        return self._finishing
+
+    async def wait_progress(self) -> None:
+        """Return once a request starts being handled or the connection ends."""
+        if self.closed or self._task is not None:
+            return
+        if self._progress is None or self._progress.done():
+            self._progress = self.loop.create_future()
+        await asyncio.shield(self._progress)
+
+    def _made_progress(self) -> None:
+        progress, self._progress = self._progress, None
+        if progress is not None and not progress.done():
+            progress.set_result(None)
 
     @property
     def receiving(self) -> bool:

@@ -162,8 +162,11 @@ class Server:
         deadline = self.loop.time() + timeout
         for srv in self._servers:
             srv.close()
+        arriving: set[HttpConnection] = set()
         for conn in list(self.connections):
-            if conn.idle:
+            if conn.finish_arriving_request():
+                arriving.add(conn)  # it began before the shutdown: it will be answered
+            elif conn.idle:
                 conn.close()
         for channel in list(self.channels):
             channel.close(code, reason)
@@ -171,12 +174,15 @@ class Server:
             if self.tasks:
                 await asyncio.wait(list(self.tasks), timeout=remaining)
                 continue
-            # Connections on their way out: WebSockets closing, HTTP replies being flushed.
+            # Requests still arriving; connections on their way out: WebSockets closing,
+            # HTTP replies being flushed.
+            arriving = {c for c in arriving if c.receiving and not c.closed}
             ending = [c for c in self.connections if c.websocket is not None or c.closing]
-            if not ending:
+            if not ending and not arriving:
                 break
             waiters = [asyncio.ensure_future(c.wait_disconnected()) for c in ending]
-            await asyncio.wait(waiters, timeout=remaining)
+            waiters += [asyncio.ensure_future(c.wait_progress()) for c in arriving]
+            await asyncio.wait(waiters, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:
                 waiter.cancel()
         for conn in list(self.connections):

@@ -140,13 +140,22 @@ class WebSocketChannel:
         conn = self.conn
         # Our close frame is out: read on for the peer's, keeping no more than max_queue.
         draining = conn.state is State.CLOSING
-        events = conn.receive_data(data)
+        queue = self._queue
+        if draining:
+            limit = None  # the close frame must be found; messages past max_queue are dropped
+        else:
+            # Parse no more messages than the queue has room for (one more when a receive()
+            # waits): the rest stays unparsed, not inflated, until the handler catches up.
+            limit = self.options.max_queue - len(queue)
+            if self._waiter is not None and not queue:
+                limit += 1
+            limit = max(limit, 0)
+        events = conn.receive_data(data, limit)
         out = conn.data_to_send()
         if out:  # pongs, a close echo
             if self._corked is not None:
                 self.flush()  # what was queued before goes first, or is lost after a close
             self.transport.write(out)
-        queue = self._queue
         heard = False
         for event in events:
             kind = type(event)
@@ -475,10 +484,14 @@ class WebSocketChannel:
 
     def _listen_again(self) -> None:
         """Reading resumes after a ``max_queue`` pause: the ping and idle clocks restart,
-        since whatever the client sent meanwhile waited in the socket."""
+        since whatever the client sent meanwhile waited in the socket (or, already read,
+        unparsed in the protocol's buffer: it is parsed now)."""
         self._reading_paused = False
         if not self._owing_pong:
             self.transport.resume_reading()
+        if self.conn.state is not State.OPEN:
+            return
+        self.data_received(b"")
         if self.conn.state is not State.OPEN:
             return
         now = self.loop.time()
