@@ -58,7 +58,7 @@ class Dispatcher:
             return None
         conn.send_response(
             response.status_code,
-            response.headers,
+            response.headers.raw,
             response.body,
             include_body=request.method != "HEAD",
         )
@@ -125,7 +125,7 @@ class Dispatcher:
             admitted = await admit(self.routes, request, conn.client, self.calls.call)
         except Refused as refused:
             response = refused.response
-            conn.send_response(response.status_code, response.headers, response.body)
+            conn.send_response(response.status_code, response.headers.raw, response.body)
             return None
         if conn.server.closing:  # shutdown began while the checks awaited: no new session
             conn.send_response(
