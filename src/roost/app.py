@@ -17,17 +17,18 @@ from collections.abc import Callable
 from typing import Any
 
 from roost.auth import AuthenticationHandler, AuthenticationNotConfiguredError
-from roost.calls import DEFAULT_SYNC_THREADS, Caller
+from roost.calls import DEFAULT_SYNC_THREADS, Caller, inline
 from roost.dispatch import Dispatcher
 from roost.hub.broker import Broker
 from roost.hub.hub import Hub
 from roost.hub.urls import make_broker
 from roost.middleware import CORS, DEFAULT_CORS_METHODS
+from roost.openapi import OpenAPI, docs_page
 from roost.origins import OriginPolicy
 from roost.params import plan
 from roost.protocol.errors import ClientDisconnected
 from roost.requests import Request
-from roost.responses import Response
+from roost.responses import Response, html
 from roost.routes import (
     DEFAULT_OPTIONS,
     HTTP_METHODS,
@@ -66,6 +67,10 @@ class Roost:
 
     ``sync_threads`` (40): the threads that run sync handlers, hooks and callbacks, so that a
     blocking one does not stall the server (``@roost.inline`` keeps a trivial one on the loop).
+
+    ``openapi``: True (or an ``roost.openapi.OpenAPI`` with the document's ``info``) serves
+    the OpenAPI document of the HTTP routes at ``/openapi.json`` and a page listing them at
+    ``/docs`` (False, the default: neither).
     """
 
     #: Routes and hooks registered through this router carry this token (None for an app).
@@ -79,8 +84,12 @@ class Roost:
         broker: str | Broker | None = None,
         origins: str | list[str] | tuple[str, ...] | None = None,
         sync_threads: int = DEFAULT_SYNC_THREADS,
+        openapi: bool | OpenAPI = False,
     ) -> None:
         self.file_object = file_object
+        self.openapi: OpenAPI | None = (
+            openapi if isinstance(openapi, OpenAPI) else OpenAPI() if openapi else None
+        )
         self.server_options = server_options or ServerOptions()
         self.routes = Routes(origins=OriginPolicy.from_option(origins))
         self.router_dependencies: dict[str, Any] = {}
@@ -466,6 +475,7 @@ class Roost:
         Stop it with ``await server.shutdown()``.
         """
         self._check_authentication()
+        self._add_openapi_routes()
         dispatcher = Dispatcher(self.routes, self.calls, self.hub)
         server = Server(dispatcher.handle, options=self.server_options)
         await self.hub.start()
@@ -474,6 +484,24 @@ class Roost:
         for hook in self._startup:
             await self.calls.call(hook)
         return server
+
+    def _add_openapi_routes(self) -> None:
+        """Route ``/openapi.json`` and ``/docs`` (once; unless the app routes them itself)."""
+        openapi = self.openapi
+        if openapi is None:
+            return
+        known = {(m, p) for m, p, _ in self.routes.http.entries()}
+        hidden = RouteOptions(include_in_schema=False)
+        if ("GET", "/openapi.json") not in known:
+            routes = self.routes
+
+            def openapi_json() -> Response:
+                return Response(200, None, openapi.document(routes.http.entries()))
+
+            self.add_route("GET", "/openapi.json", inline(openapi_json), options=hidden)
+        if ("GET", "/docs") not in known:
+            page = docs_page(openapi.info.title)
+            self.add_route("GET", "/docs", inline(lambda: html(page)), options=hidden)
 
     def _check_authentication(self) -> None:
         for method, path, route in self.routes.http.entries():
