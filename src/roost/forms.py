@@ -3,16 +3,14 @@ into text fields and uploaded files, for ``request.form_data`` and ``request.fil
 
 The body is already whole in memory (bounded by the server's ``max_body_size``); parsing it
 is bounded too: at most ``MAX_PARTS`` parts, each with at most ``MAX_PART_HEADERS`` header
-lines. Malformed input raises HttpError 400 with a message saying what is wrong.
+lines. Malformed input raises HttpError 400 with a message saying what is wrong. The
+multipart parser (python-multipart) is imported on the first form, not before.
 """
 
 from __future__ import annotations
 
 from typing import Final
 from urllib.parse import parse_qsl
-
-from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
 
 from roost.protocol.errors import HttpError
 
@@ -45,6 +43,8 @@ def parse_form(content_type: str | None, body: bytes) -> Form:
     """
     if not content_type:
         return Form()
+    from python_multipart.multipart import parse_options_header
+
     kind, options = parse_options_header(content_type)
     if kind == b"application/x-www-form-urlencoded":
         return _urlencoded(body)
@@ -83,6 +83,9 @@ class _Multipart:
         self.headers: dict[bytes, bytes] = {}
 
     def parse(self, body: bytes) -> Form:
+        from python_multipart.exceptions import MultipartParseError
+        from python_multipart.multipart import MultipartParser
+
         parser = MultipartParser(
             self.boundary,
             {
@@ -126,6 +129,8 @@ class _Multipart:
         self.header_name = self.header_value = b""
 
     def _part_end(self) -> None:
+        from python_multipart.multipart import parse_options_header
+
         disposition = self.headers.get(b"content-disposition")
         if disposition is None:
             raise HttpError(400, "multipart part without a Content-Disposition header")
