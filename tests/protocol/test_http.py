@@ -276,6 +276,7 @@ class TestRequestParser:
 
     def test_upgrade_protocols_are_configurable(self) -> None:
         parser = RequestParser(upgrade_protocols=["H2C"])
+        assert parser.upgrade_protocols == frozenset({"h2c"})
         (request,) = parser.feed(H2C_HEAD + b"\r\nrest")
         assert request.upgrade and request.trailing == b"rest"
 
