@@ -72,11 +72,11 @@ class Dispatcher:
         routes = self.routes
         route, path_params, known = routes.http.match(request.method, request.path)
         req = Request.from_http(request, client, path_params)
-        if not routes.request_headers.is_empty():
+        if routes.request_headers.raw:
             for name, value in routes.request_headers.raw:
                 req.headers.append(name, value)
         cors = routes.cors
-        if not routes.middlewares and cors is None and routes.response_headers.is_empty():
+        if not routes.middlewares and cors is None and not routes.response_headers.raw:
             return await self._call_route(route, req, known)
         if cors is not None and cors.is_preflight(req):
             return cors.preflight(req)
@@ -95,9 +95,7 @@ class Dispatcher:
         response = await routes.middlewares.run_after(req, response, call, **where)
         if cors is not None:
             cors.decorate(req, response)
-        if not routes.response_headers.is_empty() and (
-            where["path"] not in routes.response_headers_excluded
-        ):
+        if routes.response_headers.raw and (where["path"] not in routes.response_headers_excluded):
             headers = response.headers
             for name, value in routes.response_headers.raw:
                 if name not in headers:

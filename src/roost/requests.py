@@ -124,6 +124,7 @@ class Request:
 
     __slots__ = (
         "_form",
+        "_url",
         "body",
         "client",
         "headers",
@@ -133,7 +134,6 @@ class Request:
         "path_params",
         "query_params",
         "query_string",
-        "url",
     )
 
     def __init__(
@@ -156,7 +156,7 @@ class Request:
         self.body = body
         self.client = client
         self.path_params = path_params or {}
-        self.url = url or Url("http", headers.get("host") or "", path, query_string)
+        self._url = url
         self.identity: Any = None
         self._form: Form | None = None
 
@@ -177,6 +177,15 @@ class Request:
             client=Client(*client),
             path_params=path_params,
         )
+
+    @property
+    def url(self) -> Url:
+        """Where the request was sent (built on first use)."""
+        url = self._url
+        if url is None:
+            host = self.headers.get("host") or ""
+            url = self._url = Url("http", host, self.path, self.query_string)
+        return url
 
     @property
     def ip_addr(self) -> str:

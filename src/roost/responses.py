@@ -77,7 +77,7 @@ class Response:
         body: Body = None,
     ) -> None:
         self.status_code = int(status_code)
-        self.headers = to_headers(headers)
+        self.headers = Headers() if headers is None else to_headers(headers)
         self.response_type: str | None = None
         self.file_path: str | None = None
         content = body if body is not None else description
@@ -93,7 +93,7 @@ class Response:
         else:
             self.body = orjson.dumps(content)
             content_type = "application/json"
-        if content_type and self.body and "content-type" not in self.headers:
+        if content_type and self.body and (headers is None or "content-type" not in self.headers):
             self.headers.append("content-type", content_type)
 
     def has_header(self, name: str) -> bool:

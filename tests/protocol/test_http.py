@@ -79,6 +79,7 @@ class TestHeaders:
         assert headers.items() == [("Content-Type", "text/html"), ("X-N", "1")]
         assert headers["content-type"] == "text/html"
         assert Headers(None).is_empty() and not headers.is_empty()
+        assert Headers(iter([("A", "1")])).items() == [("A", "1")]  # any iterable of pairs
 
     def test_set_append_remove(self) -> None:
         headers = Headers([("X-Tag", "1"), ("x-tag", "2"), ("Other", "o")])

@@ -31,6 +31,8 @@ class Headers:
     def __init__(self, raw: Iterable[tuple[str, str]] | Mapping[str, str] | None = None) -> None:
         if raw is None:
             self.raw: list[tuple[str, str]] = []
+        elif type(raw) is list:  # the common case, checked first: it is the cheapest
+            self.raw = list(raw)
         elif isinstance(raw, Mapping):
             self.raw = [(str(k), str(v)) for k, v in raw.items()]
         else:
