@@ -30,6 +30,11 @@ LAYERS: list[tuple[str, set[str]]] = [
             "roost.middleware",
             "roost.sse",
             "roost.staticfiles",
+            "roost.types",
+            "roost.forms",
+            "roost.auth",
+            "roost.templating",
+            "roost.openapi",
         },
     ),
     (
@@ -41,6 +46,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("dispatch", {"roost.dispatch"}),
     ("registration API", {"roost.app"}),
     ("entry points", {"roost", "roost.cli", "roost.__main__", "roost.testing"}),
+    ("Robyn's import paths, for apps that opt in", {"roost.compat.*"}),
 ]
 
 #: Type-only imports allowed to point to a higher layer: (importer, imported).

@@ -37,6 +37,55 @@ def test_message_framing() -> None:
     assert SSEMessage({"n": 1}).encode() == b'data: {"n":1}\n\n'
 
 
+def test_message_is_the_wire_text_and_keeps_its_fields() -> None:
+    """As in Robyn, ``SSEMessage(...)`` is the formatted event itself (a str)."""
+    message = SSEMessage("hi", event="tick", id="3", retry=10)
+    assert isinstance(message, str)
+    assert message == "event: tick\nid: 3\nretry: 10\ndata: hi\n\n"
+    assert (message.data, message.event, message.id, message.retry) == ("hi", "tick", "3", 10)
+    assert SSEMessage("") == "data: \n\n"
+    assert "SSEMessage(data='hi'" in repr(message)
+
+
+async def test_no_cache_headers_media_type_and_no_preamble(serve) -> None:  # type: ignore[no-untyped-def]
+    app = Roost(__file__)
+
+    @app.get("/events")
+    def events():  # type: ignore[no-untyped-def]
+        response = SSEResponse(iter([SSEMessage("one")]), headers={"X-Extra": "1"})
+        assert response.media_type == "text/event-stream"
+        return response
+
+    async with serve(app) as server:
+        reply = await request(server.port, "GET", "/events")
+    assert reply.headers["cache-control"] == "no-cache, no-store, must-revalidate"
+    assert reply.headers["pragma"] == "no-cache" and reply.headers["expires"] == "0"
+    assert reply.headers["x-accel-buffering"] == "no" and reply.headers["x-extra"] == "1"
+    assert reply.headers["content-type"] == "text/event-stream"
+    assert reply.body == b"data: one\n\n"  # the first bytes are the first event
+
+
+async def test_raw_strings_pass_through_and_plain_strings_are_data(serve) -> None:  # type: ignore[no-untyped-def]
+    app = Roost(__file__)
+
+    @app.get("/raw")
+    def raw():  # type: ignore[no-untyped-def]
+        return SSEResponse(iter(["event: a\ndata: 1\n\n", b"data: 2\n\n"]), raw_strings=True)
+
+    @app.get("/wrapped")
+    def wrapped():  # type: ignore[no-untyped-def]
+        return SSEResponse(iter(["event: a\ndata: 1\n\n", b"two"]))
+
+    async with serve(app) as server:
+        raw_reply = await request(server.port, "GET", "/raw")
+        wrapped_reply = await request(server.port, "GET", "/wrapped")
+    assert raw_reply.body == b"event: a\ndata: 1\n\ndata: 2\n\n"
+    assert parse_event_stream(wrapped_reply.body) == [
+        {"data": "event: a\ndata: 1\n\n"},
+        {"data": "two"},
+    ]
+
+
 async def test_async_generator_events_keepalive_and_disconnect(serve) -> None:  # type: ignore[no-untyped-def]
     app = Roost(__file__)
     finished = asyncio.Event()
@@ -57,7 +106,6 @@ async def test_async_generator_events_keepalive_and_disconnect(serve) -> None:  
 
     async with serve(app) as server:
         reader, writer = await open_stream(server.port, "/events")
-        assert await read_chunk(reader) == b": stream opened\n\n"
         assert await read_chunk(reader) == (b"event: greeting\nid: 1\ndata: first\ndata: line\n\n")
         assert await read_chunk(reader) == b'data: {"count":2}\n\n'
         assert await read_chunk(reader) == b": keep-alive\n\n"
@@ -88,7 +136,6 @@ async def test_sync_generator_runs_off_the_loop(serve) -> None:  # type: ignore[
 
     async with serve(app) as server:
         reader, writer = await open_stream(server.port, "/ticks")
-        assert await read_chunk(reader) == b": stream opened\n\n"
         assert await read_chunk(reader) == b"data: 0\n\n"
         reply = await request(server.port, "GET", "/ping")
         assert (reply.status, reply.body) == (200, b"pong")

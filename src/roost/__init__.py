@@ -1,6 +1,7 @@
 """roost: a fast async Python web framework for real-time apps."""
 
 from roost.app import Robyn, Roost, SubRouter
+from roost.auth import AuthenticationHandler, BearerGetter
 from roost.calls import inline
 from roost.protocol.errors import (
     ClientDisconnected,
@@ -11,19 +12,23 @@ from roost.protocol.errors import (
     RoostError,
     WebSocketDisconnect,
 )
-from roost.requests import Client, Headers, QueryParams, Request
-from roost.responses import Response, StreamingResponse
+from roost.requests import Client, Headers, QueryParams, Request, Url
+from roost.responses import Response, StreamingResponse, html, jsonify
 from roost.routes import WebSocketEndpoint
 from roost.server.options import ServerOptions, WebSocketOptions
 from roost.sse import SSEMessage, SSEResponse
 from roost.staticfiles import serve_file, serve_html
+from roost.types import Identity
 from roost.websocket import WebSocket, WebSocketAdapter
 
 __all__ = [
+    "AuthenticationHandler",
+    "BearerGetter",
     "Client",
     "ClientDisconnected",
     "HandshakeError",
     "Headers",
+    "Identity",
     "InvalidResponse",
     "InvalidState",
     "ProtocolError",
@@ -38,12 +43,15 @@ __all__ = [
     "ServerOptions",
     "StreamingResponse",
     "SubRouter",
+    "Url",
     "WebSocket",
     "WebSocketAdapter",
     "WebSocketDisconnect",
     "WebSocketEndpoint",
     "WebSocketOptions",
+    "html",
     "inline",
+    "jsonify",
     "serve_file",
     "serve_html",
 ]

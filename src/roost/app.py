@@ -8,22 +8,35 @@ Requests are answered by ``roost.dispatch``; processes are run by ``roost.runner
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+import os
+import sys
+import types
 from collections.abc import Callable
 from typing import Any
 
-from roost.calls import DEFAULT_SYNC_THREADS, Caller
+from roost.auth import AuthenticationHandler, AuthenticationNotConfiguredError
+from roost.calls import DEFAULT_SYNC_THREADS, Caller, inline
 from roost.dispatch import Dispatcher
 from roost.hub.broker import Broker
 from roost.hub.hub import Hub
 from roost.hub.urls import make_broker
 from roost.middleware import CORS, DEFAULT_CORS_METHODS
+from roost.openapi import OpenAPI, docs_page
 from roost.origins import OriginPolicy
 from roost.params import plan
 from roost.protocol.errors import ClientDisconnected
 from roost.requests import Request
-from roost.responses import Response
-from roost.routes import HTTP_METHODS, HttpRoute, Routes, WebSocketEndpoint
+from roost.responses import Response, html
+from roost.routes import (
+    DEFAULT_OPTIONS,
+    HTTP_METHODS,
+    HttpRoute,
+    RouteOptions,
+    Routes,
+    WebSocketEndpoint,
+)
 from roost.routing import Pattern, normalize
 from roost.runner import start
 from roost.server.options import ServerOptions, WebSocketOptions
@@ -54,6 +67,10 @@ class Roost:
 
     ``sync_threads`` (40): the threads that run sync handlers, hooks and callbacks, so that a
     blocking one does not stall the server (``@roost.inline`` keeps a trivial one on the loop).
+
+    ``openapi``: True (or an ``roost.openapi.OpenAPI`` with the document's ``info``) serves
+    the OpenAPI document of the HTTP routes at ``/openapi.json`` and a page listing them at
+    ``/docs`` (False, the default: neither).
     """
 
     #: Routes and hooks registered through this router carry this token (None for an app).
@@ -67,8 +84,12 @@ class Roost:
         broker: str | Broker | None = None,
         origins: str | list[str] | tuple[str, ...] | None = None,
         sync_threads: int = DEFAULT_SYNC_THREADS,
+        openapi: bool | OpenAPI = False,
     ) -> None:
         self.file_object = file_object
+        self.openapi: OpenAPI | None = (
+            openapi if isinstance(openapi, OpenAPI) else OpenAPI() if openapi else None
+        )
         self.server_options = server_options or ServerOptions()
         self.routes = Routes(origins=OriginPolicy.from_option(origins))
         self.router_dependencies: dict[str, Any] = {}
@@ -95,21 +116,69 @@ class Roost:
         method: str,
         path: str,
         handler: Handler,
+        is_const: bool = False,
+        auth_required: bool = False,
+        openapi_name: str = "",
+        openapi_tags: list[str] | tuple[str, ...] | None = None,
         *,
+        status_code: int | None = None,
+        response_model: Any = None,
+        responses: dict[int | str, Any] | None = None,
+        deprecated: bool = False,
+        include_in_schema: bool = True,
         router_dependencies: dict[str, Any] | None = None,
         scopes: frozenset[object] = frozenset(),
+        options: RouteOptions | None = None,
     ) -> Handler:
-        """Route ``method`` requests on ``path`` (``/items/:id`` captures ``id``) to ``handler``."""
+        """Route ``method`` requests on ``path`` (``/items/:id`` captures ``id``) to ``handler``.
+
+        ``is_const``: send the first response again for every later request (the handler runs
+        once per process). ``auth_required``: the app's authentication handler must accept the
+        request (``configure_authentication``), else 401. ``status_code``: the status of a
+        plain return value. ``openapi_name``, ``openapi_tags``, ``response_model``,
+        ``responses``, ``deprecated`` and ``include_in_schema`` describe the route in the
+        OpenAPI document (``openapi=True``).
+        """
         self._registering()
         method = method.upper()
         if method not in HTTP_METHODS:
             raise ValueError(f"unsupported HTTP method {method!r}")
         path = normalize(path)
+        if options is None:
+            options = RouteOptions(
+                const=is_const,
+                auth_required=auth_required,
+                status_code=status_code,
+                openapi_name=openapi_name,
+                openapi_tags=tuple(openapi_tags or ()),
+                response_model=response_model,
+                responses=responses,
+                deprecated=deprecated,
+                include_in_schema=include_in_schema,
+            )
+            if options == DEFAULT_OPTIONS:
+                options = DEFAULT_OPTIONS
         params = plan(handler, subject="request", path_params=Pattern.compile(path).params)
         deps = self.router_dependencies if router_dependencies is None else router_dependencies
-        route = HttpRoute(path, handler, params, deps, scopes | self._own_scopes())
+        route = HttpRoute(
+            path, handler, params, deps, scopes | self._own_scopes(), options, self.routes
+        )
         self.routes.http.add(method, path, route)
         return handler
+
+    def _add_mounted(self, method: str, path: str, route: HttpRoute) -> None:
+        """Register a mounted router's route, keeping its options, plan and auth source."""
+        self._registering()
+        mounted = HttpRoute(
+            path,
+            route.handler,
+            route.params,
+            route.router_dependencies,
+            route.scopes | self._own_scopes(),
+            route.options,
+            route.auth,
+        )
+        self.routes.http.add(method, path, mounted)
 
     def _own_scopes(self) -> frozenset[object]:
         return frozenset() if self.scope is None else frozenset((self.scope,))
@@ -120,39 +189,104 @@ class Roost:
     def _mounted(self) -> None:
         """Called when this router is mounted in another with ``include_router``."""
 
-    def _method(self, method: str, path: str) -> Callable[[Handler], Handler]:
+    def _method(self, method: str, path: str, **options: Any) -> Callable[[Handler], Handler]:
         def decorator(handler: Handler) -> Handler:
-            return self.add_route(method, path, handler)
+            return self.add_route(method, path, handler, **options)
 
         return decorator
 
-    def get(self, path: str) -> Callable[[Handler], Handler]:
-        """Route GET (and HEAD) requests on ``path``."""
-        return self._method("GET", path)
+    def get(self, path: str, const: bool = False, **options: Any) -> Callable[[Handler], Handler]:
+        """Route GET (and HEAD) requests on ``path``; ``const`` and the other options are
+        those of ``add_route`` (``auth_required=True``, ``openapi_tags=[...]``, ...)."""
+        return self._method("GET", path, is_const=const, **options)
 
-    def post(self, path: str) -> Callable[[Handler], Handler]:
-        """Route POST requests on ``path``."""
-        return self._method("POST", path)
+    def post(self, path: str, const: bool = False, **options: Any) -> Callable[[Handler], Handler]:
+        """Route POST requests on ``path``, with ``add_route``'s options."""
+        return self._method("POST", path, is_const=const, **options)
 
-    def put(self, path: str) -> Callable[[Handler], Handler]:
-        """Route PUT requests on ``path``."""
-        return self._method("PUT", path)
+    def put(self, path: str, const: bool = False, **options: Any) -> Callable[[Handler], Handler]:
+        """Route PUT requests on ``path``, with ``add_route``'s options."""
+        return self._method("PUT", path, is_const=const, **options)
 
-    def patch(self, path: str) -> Callable[[Handler], Handler]:
-        """Route PATCH requests on ``path``."""
-        return self._method("PATCH", path)
+    def patch(self, path: str, const: bool = False, **options: Any) -> Callable[[Handler], Handler]:
+        """Route PATCH requests on ``path``, with ``add_route``'s options."""
+        return self._method("PATCH", path, is_const=const, **options)
 
-    def delete(self, path: str) -> Callable[[Handler], Handler]:
-        """Route DELETE requests on ``path``."""
-        return self._method("DELETE", path)
+    def delete(
+        self, path: str, const: bool = False, **options: Any
+    ) -> Callable[[Handler], Handler]:
+        """Route DELETE requests on ``path``, with ``add_route``'s options."""
+        return self._method("DELETE", path, is_const=const, **options)
 
-    def head(self, path: str) -> Callable[[Handler], Handler]:
-        """Route HEAD requests on ``path``."""
-        return self._method("HEAD", path)
+    def head(self, path: str, const: bool = False, **options: Any) -> Callable[[Handler], Handler]:
+        """Route HEAD requests on ``path``, with ``add_route``'s options."""
+        return self._method("HEAD", path, is_const=const, **options)
 
-    def options(self, path: str) -> Callable[[Handler], Handler]:
-        """Route OPTIONS requests on ``path``."""
-        return self._method("OPTIONS", path)
+    def options(
+        self, path: str, const: bool = False, **options: Any
+    ) -> Callable[[Handler], Handler]:
+        """Route OPTIONS requests on ``path``, with ``add_route``'s options."""
+        return self._method("OPTIONS", path, is_const=const, **options)
+
+    def trace(self, path: str, const: bool = False, **options: Any) -> Callable[[Handler], Handler]:
+        """Route TRACE requests on ``path``, with ``add_route``'s options."""
+        return self._method("TRACE", path, is_const=const, **options)
+
+    def add_view(self, path: str, view: Any, const: bool = False) -> None:
+        """Route the handlers of a view on ``path``: each of its functions named after an HTTP
+        method (``get``, ``post``, ...) handles that method.
+
+        A view is a function without parameters that defines those functions (it is run
+        once, here, to define them), or a class or object with such methods (a class is
+        instantiated without arguments). A view that defines none raises ValueError.
+        """
+        handlers = _view_handlers(view)
+        if not handlers:
+            raise ValueError(
+                f"view {getattr(view, '__name__', view)!r} defines no handler: name its "
+                f"functions after HTTP methods ({', '.join(m.lower() for m in HTTP_METHODS)})"
+            )
+        for method, handler in handlers:
+            self.add_route(method, path, handler, is_const=const)
+
+    def view(self, path: str, const: bool = False) -> Callable[[Any], Any]:
+        """Decorator form of ``add_view``."""
+
+        def decorator(view: Any) -> Any:
+            self.add_view(path, view, const)
+            return view
+
+        return decorator
+
+    # -- authentication and headers ----------------------------------------------------------
+
+    def configure_authentication(self, authentication_handler: AuthenticationHandler) -> None:
+        """Check ``auth_required`` routes registered through this router (and, on an app,
+        those of mounted SubRouters without a handler of their own) with
+        ``authentication_handler``: a request it refuses gets its 401; an accepted one reaches
+        the handler with ``request.identity`` set."""
+        self.routes.authentication_handler = authentication_handler
+
+    def add_response_header(self, key: str, value: str) -> None:
+        """Add header ``key`` to every response that does not set it (see ``set_...``)."""
+        self.routes.response_headers.append(key, value)
+
+    def set_response_header(self, key: str, value: str) -> None:
+        """Make ``value`` the one default of response header ``key``: added to every response
+        that does not set ``key`` itself, except on ``exclude_response_headers_for`` paths."""
+        self.routes.response_headers.set(key, value)
+
+    def add_request_header(self, key: str, value: str) -> None:
+        """Add header ``key: value`` to every request, after those the client sent."""
+        self.routes.request_headers.append(key, value)
+
+    def set_request_header(self, key: str, value: str) -> None:
+        """As ``add_request_header``, replacing an earlier default of ``key``."""
+        self.routes.request_headers.set(key, value)
+
+    def exclude_response_headers_for(self, paths: list[str] | None) -> None:
+        """Leave out the default response headers on these request paths."""
+        self.routes.response_headers_excluded = frozenset(normalize(p) for p in paths or ())
 
     # -- WebSocket endpoints -----------------------------------------------------------------
 
@@ -290,13 +424,7 @@ class Roost:
         router._mounted()
         prefix = getattr(router, "prefix", "")
         for method, path, route in router.routes.http.entries():
-            self.add_route(
-                method,
-                _join(prefix, path),
-                route.handler,
-                router_dependencies=route.router_dependencies,
-                scopes=route.scopes,
-            )
+            self._add_mounted(method, _join(prefix, path), route)
         for _, path, endpoint in router.routes.websockets.entries():
             endpoint.mount(_join(prefix, path), self._own_scopes())
             self.routes.websockets.add("GET", endpoint.path, endpoint)
@@ -346,6 +474,8 @@ class Roost:
 
         Stop it with ``await server.shutdown()``.
         """
+        self._check_authentication()
+        self._add_openapi_routes()
         dispatcher = Dispatcher(self.routes, self.calls, self.hub)
         server = Server(dispatcher.handle, options=self.server_options)
         await self.hub.start()
@@ -354,6 +484,32 @@ class Roost:
         for hook in self._startup:
             await self.calls.call(hook)
         return server
+
+    def _add_openapi_routes(self) -> None:
+        """Route ``/openapi.json`` and ``/docs`` (once; unless the app routes them itself)."""
+        openapi = self.openapi
+        if openapi is None:
+            return
+        known = {(m, p) for m, p, _ in self.routes.http.entries()}
+        hidden = RouteOptions(include_in_schema=False)
+        if ("GET", "/openapi.json") not in known:
+            routes = self.routes
+
+            def openapi_json() -> Response:
+                return Response(200, None, openapi.document(routes.http.entries()))
+
+            self.add_route("GET", "/openapi.json", inline(openapi_json), options=hidden)
+        if ("GET", "/docs") not in known:
+            page = docs_page(openapi.info.title)
+            self.add_route("GET", "/docs", inline(lambda: html(page)), options=hidden)
+
+    def _check_authentication(self) -> None:
+        for method, path, route in self.routes.http.entries():
+            if not route.options.auth_required:
+                continue
+            own = route.auth.authentication_handler if route.auth is not None else None
+            if own is None and self.routes.authentication_handler is None:
+                raise AuthenticationNotConfiguredError(f"{method} {path} is auth_required")
 
     async def shutdown(self, *, code: int = 1001, reason: str = "server shutting down") -> None:
         """Shut the server down gracefully (open WebSockets get ``code``: 1001, or 1012 for a
@@ -398,13 +554,44 @@ Robyn = Roost
 
 class SubRouter(Roost):
     """A group of routes and WebSocket endpoints under ``prefix``, with its own ``inject``
-    dependencies and middlewares; mount it with ``app.include_router(router)``."""
+    dependencies and middlewares; mount it with ``app.include_router(router)``.
 
-    def __init__(self, file_object: str = "", prefix: str = "") -> None:
-        super().__init__(file_object)
+    ``SubRouter("/api")``, ``SubRouter(prefix="/api")``, ``SubRouter(__file__, "/api")`` and
+    ``SubRouter(__file__, prefix="/api")`` all mount under ``/api``: a lone positional
+    argument is the prefix unless it names a module (``__name__``) or an existing ``.py``
+    file (``__file__``). ``tags`` are added to the OpenAPI tags of its routes.
+    """
+
+    def __init__(
+        self,
+        *args: str,
+        prefix: str = "",
+        tags: list[str] | tuple[str, ...] | None = None,
+        file_object: str | None = None,
+    ) -> None:
+        if len(args) > 2:
+            raise TypeError("SubRouter takes at most two positional arguments (file, prefix)")
+        if len(args) == 2:
+            file_object, prefix = args
+        elif args and (prefix or _names_a_module(args[0])):
+            file_object = args[0]
+        elif args:
+            prefix = args[0]
+        super().__init__(file_object or "")
         self.prefix = normalize(prefix) if prefix.strip("/") else ""
+        self.tags = tuple(tags or ())
         self.scope = _RouterScope(self.prefix)
         self._is_mounted = False
+
+    def add_route(
+        self, method: str, path: str, handler: Handler, *args: Any, **kwargs: Any
+    ) -> Handler:
+        """As ``Roost.add_route``; ``tags`` join each route's ``openapi_tags``."""
+        if self.tags and "options" not in kwargs:
+            given = tuple(args[3] if len(args) > 3 else kwargs.pop("openapi_tags", None) or ())
+            args = args[:3]
+            kwargs["openapi_tags"] = (*self.tags, *(t for t in given if t not in self.tags))
+        return super().add_route(method, path, handler, *args, **kwargs)
 
     def _registering(self) -> None:
         if self._is_mounted:
@@ -416,6 +603,50 @@ class SubRouter(Roost):
     def _mounted(self) -> None:
         self._registering()
         self._is_mounted = True
+
+
+def _names_a_module(value: str) -> bool:
+    """Whether a SubRouter's lone positional argument is ``__name__`` or ``__file__`` rather
+    than a prefix."""
+    if value.startswith("/"):
+        return value.endswith(".py") and os.path.isfile(value)
+    return value == "__main__" or "." in value
+
+
+def _view_handlers(view: Any) -> list[tuple[str, Handler]]:
+    """(method, handler) for each function of a view named after an HTTP method."""
+    names: dict[str, Any]
+    if isinstance(view, types.FunctionType):
+        if inspect.signature(view).parameters:
+            raise TypeError(f"view {view.__name__!r} must take no parameters")
+        names = _locals_of(view)
+    else:
+        target = view() if isinstance(view, type) else view
+        names = {m.lower(): getattr(target, m.lower(), None) for m in HTTP_METHODS}
+    found: list[tuple[str, Handler]] = []
+    for method in HTTP_METHODS:
+        handler = names.get(method.lower())
+        if callable(handler):
+            found.append((method, handler))
+    return found
+
+
+def _locals_of(view: types.FunctionType) -> dict[str, Any]:
+    """Run ``view`` once and return the local names it defined."""
+    captured: dict[str, Any] = {}
+    code = view.__code__
+
+    def profile(frame: types.FrameType, event: str, arg: Any) -> None:
+        if event == "return" and frame.f_code is code:
+            captured.update(frame.f_locals)
+
+    previous = sys.getprofile()
+    sys.setprofile(profile)
+    try:
+        view()
+    finally:
+        sys.setprofile(previous)
+    return captured
 
 
 class _RouterScope:

@@ -4,7 +4,8 @@ Async callables (coroutine functions, or objects whose ``__call__`` is one) run 
 loop. Sync callables run in a bounded thread pool, so that a handler that blocks (a database
 driver, ``time.sleep``, a slow file read) stalls only itself, never every other connection.
 A sync callable that is known to be trivial can be put back on the loop with ``@inline``.
-Whatever a callable returns that is awaitable is awaited on the loop.
+Whatever a callable returns that is awaitable is awaited on the loop (and so is what that
+returns, so a handler may ``return serve_file(path)`` without awaiting it).
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ class Caller:
             result = await asyncio.get_running_loop().run_in_executor(
                 self._pool(), functools.partial(context.run, func, *args, **kwargs)
             )
-        if inspect.isawaitable(result):
+        while inspect.isawaitable(result):  # also what ``return serve_file(...)`` returns
             result = await result
         return result
 

@@ -12,6 +12,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from roost.admission import Refused, admit
+from roost.auth import AuthenticationNotConfiguredError
 from roost.calls import Caller
 from roost.hub.hub import Hub
 from roost.params import resolve
@@ -26,7 +27,7 @@ from roost.protocol.handshake import (
 from roost.protocol.http import HttpRequest
 from roost.requests import Request
 from roost.responses import Response, StreamingResponse, plain, to_response
-from roost.routes import HttpRoute, Routes
+from roost.routes import DEFAULT_OPTIONS, HttpRoute, Routes
 from roost.routing import canonical
 from roost.server.http import HttpConnection
 from roost.session import Session
@@ -58,7 +59,7 @@ class Dispatcher:
             return None
         conn.send_response(
             response.status_code,
-            response.headers,
+            response.headers.raw,
             response.body,
             include_body=request.method != "HEAD",
         )
@@ -71,8 +72,11 @@ class Dispatcher:
         routes = self.routes
         route, path_params, known = routes.http.match(request.method, request.path)
         req = Request.from_http(request, client, path_params)
+        if routes.request_headers.raw:
+            for name, value in routes.request_headers.raw:
+                req.headers.append(name, value)
         cors = routes.cors
-        if not routes.middlewares and cors is None:
+        if not routes.middlewares and cors is None and not routes.response_headers.raw:
             return await self._call_route(route, req, known)
         if cors is not None and cors.is_preflight(req):
             return cors.preflight(req)
@@ -91,6 +95,11 @@ class Dispatcher:
         response = await routes.middlewares.run_after(req, response, call, **where)
         if cors is not None:
             cors.decorate(req, response)
+        if routes.response_headers.raw and (where["path"] not in routes.response_headers_excluded):
+            headers = response.headers
+            for name, value in routes.response_headers.raw:
+                if name not in headers:
+                    headers.append(name, value)
         return response
 
     async def _call_route(self, route: HttpRoute | None, req: Request, known: bool) -> Response:
@@ -100,6 +109,15 @@ class Dispatcher:
                 allow = ", ".join(routes.http.allowed(req.path))
                 return plain(405, "Method Not Allowed", [("allow", allow)])
             return plain(404, "Not Found")
+        options = route.options
+        if options is not DEFAULT_OPTIONS:
+            if options.auth_required:
+                refused = await self._authenticate(route, req)
+                if refused is not None:
+                    return refused
+            if options.const and route.const_response is not None:
+                status, headers, body = route.const_response
+                return Response(status, headers, body)
         try:
             kwargs = resolve(
                 route.params,
@@ -112,11 +130,37 @@ class Dispatcher:
         except HttpError as exc:
             return plain(exc.status, exc.reason)
         try:
-            return to_response(await self.calls.call(route.handler, **kwargs))
+            result = await self.calls.call(route.handler, **kwargs)
+            response = to_response(result)
+        except HttpError as exc:  # a malformed request found by the handler (a bad form)
+            return plain(exc.status, exc.reason)
         except Exception as exc:
             if routes.exception_handler is None:
                 raise
             return to_response(await self.calls.call(routes.exception_handler, exc))
+        if options is not DEFAULT_OPTIONS:
+            if options.status_code is not None and not isinstance(result, Response):
+                response.status_code = options.status_code
+            if options.const and not isinstance(response, StreamingResponse):
+                route.const_response = (
+                    response.status_code,
+                    response.headers.items(),
+                    response.body,
+                )
+        return response
+
+    async def _authenticate(self, route: HttpRoute, req: Request) -> Response | None:
+        """Run the authentication handler for an ``auth_required`` route: None to go on
+        (``req.identity`` set), or the 401 to answer."""
+        handler = route.auth.authentication_handler if route.auth is not None else None
+        handler = handler or self.routes.authentication_handler
+        if handler is None:
+            raise AuthenticationNotConfiguredError(f"route {route.path}")
+        identity = await self.calls.call(handler.authenticate, req)
+        if identity is None:
+            return handler.unauthorized_response
+        req.identity = identity
+        return None
 
     # -- WebSocket ---------------------------------------------------------------------------
 
@@ -125,7 +169,7 @@ class Dispatcher:
             admitted = await admit(self.routes, request, conn.client, self.calls.call)
         except Refused as refused:
             response = refused.response
-            conn.send_response(response.status_code, response.headers, response.body)
+            conn.send_response(response.status_code, response.headers.raw, response.body)
             return None
         if conn.server.closing:  # shutdown began while the checks awaited: no new session
             conn.send_response(

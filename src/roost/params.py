@@ -13,9 +13,39 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from roost.protocol.errors import HttpError
+from roost.protocol.http import Headers
+from roost.requests import QueryParams, Url
+from roost.types import Body, Files, FormData, Identity, IPAddress, JsonBody, Method, PathParams
 
 SubjectKind = Literal["websocket", "request"]
 _EMPTY = inspect.Parameter.empty
+#: Parameter names of a request handler that receive a part of the request (the attribute).
+REQUEST_PARTS: dict[str, str] = {
+    "r": "",
+    "req": "",
+    "query_params": "query_params",
+    "headers": "headers",
+    "path_params": "path_params",
+    "body": "body",
+    "method": "method",
+    "url": "url",
+    "ip_addr": "ip_addr",
+    "identity": "identity",
+    "form_data": "form_data",
+    "files": "files",
+}
+#: Annotations that pick a part of the request, whatever the parameter's name.
+_PART_TYPES: dict[Any, str] = {
+    PathParams: "path_params",
+    Method: "method",
+    FormData: "form_data",
+    Files: "files",
+    IPAddress: "ip_addr",
+    Identity: "identity",
+    QueryParams: "query_params",
+    Headers: "headers",
+    Url: "url",
+}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -25,7 +55,7 @@ class Param:
     """How one parameter gets its value."""
 
     name: str
-    source: Literal["subject", "global", "router", "path", "query"]
+    source: Literal["subject", "global", "router", "path", "query", "part", "json"]
     kind: Any = str
     default: Any = _EMPTY
 
@@ -52,7 +82,10 @@ def plan(
     The parameter named ``websocket``/``request`` (or annotated with that class, or else a
     first parameter with neither annotation nor default) receives the subject.
     ``global_dependencies``/``router_dependencies`` receive the injected dicts; names of path
-    parameters receive them; any other name is read from the query string.
+    parameters receive them. For a request, a reserved name (``REQUEST_PARTS``: ``body``,
+    ``headers``, ``form_data``, ...) or an annotation of ``roost.types`` (``JsonBody``,
+    ``Files``, ...) or ``QueryParams``/``Headers``/``Url`` receives that part of the request.
+    Any other name is read from the query string.
     """
     try:
         hints = typing.get_type_hints(func)
@@ -74,12 +107,29 @@ def plan(
             params.append(Param(p.name, "subject"))
         elif p.name in path_params:
             params.append(Param(p.name, "path", _coerce_type(annotation), p.default))
+        elif subject == "request" and (part := _request_part(p.name, annotation)) is not None:
+            params.append(part)
         else:
             params.append(Param(p.name, "query", _coerce_type(annotation), p.default))
     return params
 
 
 _SUBJECT_TYPES = {"Request", "WebSocket", "WebSocketAdapter"}
+
+
+def _request_part(name: str, annotation: Any) -> Param | None:
+    """The plan for a request handler's parameter that asks for a part of the request."""
+    if inspect.isclass(annotation):
+        if issubclass(annotation, JsonBody) or typing.is_typeddict(annotation):
+            return Param(name, "json")
+        if issubclass(annotation, Body):
+            return Param(name, "part", "body")
+    part = _PART_TYPES.get(annotation)
+    if part is not None:
+        return Param(name, "part", part)
+    if name in REQUEST_PARTS:
+        return Param(name, "part", REQUEST_PARTS[name])
+    return None
 
 
 def _is_subject(
@@ -131,6 +181,13 @@ def resolve(
             kwargs[p.name] = global_deps
         elif source == "router":
             kwargs[p.name] = router_deps
+        elif source == "part":
+            kwargs[p.name] = getattr(subject, p.kind) if p.kind else subject
+        elif source == "json":
+            try:
+                kwargs[p.name] = subject.json()
+            except ValueError as exc:
+                raise HttpError(400, f"invalid JSON body: {exc}") from None
         else:
             kind = p.kind
             if source == "path":

@@ -1,4 +1,4 @@
-"""What a handler sees of a request: Request, QueryParams, Client."""
+"""What a handler sees of a request: Request, QueryParams, Client, Url."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from roost.forms import Form, parse_form
 from roost.protocol.http import Headers, HttpRequest
 
-__all__ = ["Client", "Headers", "QueryParams", "Request"]
+__all__ = ["Client", "Headers", "QueryParams", "Request", "Url"]
 
 
 class QueryParams:
@@ -83,19 +84,56 @@ class Client:
         return f"Client(ip={self.ip!r}, port={self.port})"
 
 
+class Url:
+    """Where a request was sent: ``scheme`` (``"http"``), ``host`` (the Host header),
+    ``path`` (percent-decoded) and ``query`` (the raw query string). ``str(url)`` is the
+    whole URL."""
+
+    __slots__ = ("host", "path", "query", "scheme")
+
+    def __init__(self, scheme: str, host: str, path: str, query: str = "") -> None:
+        self.scheme = scheme
+        self.host = host
+        self.path = path
+        self.query = query
+
+    def __str__(self) -> str:
+        query = f"?{self.query}" if self.query else ""
+        return f"{self.scheme}://{self.host}{self.path}{query}"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Url):
+            return str(self) == str(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    def __repr__(self) -> str:
+        return f"Url({str(self)!r})"
+
+
 class Request:
-    """An HTTP request, as handlers and ``before_connect`` hooks see it."""
+    """An HTTP request, as handlers and ``before_connect`` hooks see it.
+
+    ``form_data`` and ``files`` parse a form body on first use (``roost.forms``): a body
+    that is not a form gives empty dicts, a malformed one an HttpError 400. ``identity`` is
+    what the app's authentication handler returned for an ``auth_required`` route (None
+    elsewhere).
+    """
 
     __slots__ = (
+        "_form",
+        "_url",
         "body",
         "client",
         "headers",
+        "identity",
         "method",
         "path",
         "path_params",
         "query_params",
         "query_string",
-        "url",
     )
 
     def __init__(
@@ -108,7 +146,7 @@ class Request:
         body: bytes,
         client: Client,
         path_params: dict[str, str] | None = None,
-        url: str = "",
+        url: Url | None = None,
     ) -> None:
         self.method = method
         self.path = path
@@ -118,7 +156,9 @@ class Request:
         self.body = body
         self.client = client
         self.path_params = path_params or {}
-        self.url = url or path
+        self._url = url
+        self.identity: Any = None
+        self._form: Form | None = None
 
     @classmethod
     def from_http(
@@ -136,13 +176,37 @@ class Request:
             body=request.body,
             client=Client(*client),
             path_params=path_params,
-            url=request.target,
         )
+
+    @property
+    def url(self) -> Url:
+        """Where the request was sent (built on first use)."""
+        url = self._url
+        if url is None:
+            host = self.headers.get("host") or ""
+            url = self._url = Url("http", host, self.path, self.query_string)
+        return url
 
     @property
     def ip_addr(self) -> str:
         """The client's IP address."""
         return self.client.ip
+
+    def _parsed_form(self) -> Form:
+        form = self._form
+        if form is None:
+            form = self._form = parse_form(self.headers.get("content-type"), self.body)
+        return form
+
+    @property
+    def form_data(self) -> dict[str, str]:
+        """The text fields of a urlencoded or multipart form body (name → value)."""
+        return self._parsed_form().fields
+
+    @property
+    def files(self) -> dict[str, bytes]:
+        """The files of a multipart form body (file name → content)."""
+        return self._parsed_form().files
 
     def text(self) -> str:
         """The body decoded as UTF-8."""
@@ -153,4 +217,5 @@ class Request:
         return orjson.loads(self.body)
 
     def __repr__(self) -> str:
-        return f"<Request {self.method} {self.url}>"
+        query = f"?{self.query_string}" if self.query_string else ""
+        return f"<Request {self.method} {self.path}{query}>"

@@ -10,24 +10,64 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from roost.auth import AuthenticationHandler
 from roost.middleware import CORS, Middlewares
 from roost.origins import OriginPolicy
 from roost.params import Param
 from roost.protocol.handshake import check_subprotocols
+from roost.protocol.http import Headers
 from roost.routing import Pattern, Router
 from roost.server.options import WebSocketOptions
 
-__all__ = ["HTTP_METHODS", "HttpRoute", "Routes", "WebSocketEndpoint"]
+__all__ = ["HTTP_METHODS", "HttpRoute", "RouteOptions", "Routes", "WebSocketEndpoint"]
 
 Handler = Callable[..., Any]
-HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
+
+
+@dataclass(frozen=True, slots=True)
+class RouteOptions:
+    """How one route is served and documented.
+
+    ``const``: the first response is kept and sent again for every later request (the
+    handler runs once per process). ``auth_required``: the app's authentication handler must
+    accept the request first (401 otherwise). ``status_code``: the status of a plain (not
+    Response) return value. The rest only describe the route in the OpenAPI document:
+    ``openapi_name`` (its summary), ``openapi_tags``, ``response_model``, ``responses``,
+    ``deprecated``, ``include_in_schema``.
+    """
+
+    const: bool = False
+    auth_required: bool = False
+    status_code: int | None = None
+    openapi_name: str = ""
+    openapi_tags: tuple[str, ...] = ()
+    response_model: Any = None
+    responses: dict[int | str, Any] | None = None
+    deprecated: bool = False
+    include_in_schema: bool = True
+
+
+DEFAULT_OPTIONS = RouteOptions()
 
 
 class HttpRoute:
-    """One HTTP handler, its resolution plan, and what its hooks are matched against: the
-    route's shape and the routers (``scopes``) it was registered through."""
+    """One HTTP handler, its resolution plan, its options, and what its hooks are matched
+    against: the route's shape and the routers (``scopes``) it was registered through.
+    ``auth`` is the Routes of the router it was registered on, whose authentication handler
+    (or else the app's) checks an ``auth_required`` route."""
 
-    __slots__ = ("handler", "params", "path", "router_dependencies", "scopes", "shape")
+    __slots__ = (
+        "auth",
+        "const_response",
+        "handler",
+        "options",
+        "params",
+        "path",
+        "router_dependencies",
+        "scopes",
+        "shape",
+    )
 
     def __init__(
         self,
@@ -36,6 +76,8 @@ class HttpRoute:
         params: list[Param],
         router_dependencies: dict[str, Any],
         scopes: frozenset[object] = frozenset(),
+        options: RouteOptions = DEFAULT_OPTIONS,
+        auth: Routes | None = None,
     ) -> None:
         self.path = path
         self.handler = handler
@@ -43,6 +85,10 @@ class HttpRoute:
         self.router_dependencies = router_dependencies
         self.scopes = scopes
         self.shape = Pattern.compile(path).shape
+        self.options = options
+        self.auth = auth
+        #: A const route's first response (status, headers, body), once it has one.
+        self.const_response: tuple[int, list[tuple[str, str]], bytes] | None = None
 
 
 @dataclass(slots=True)
@@ -57,6 +103,12 @@ class Routes:
     origins: OriginPolicy = field(default_factory=OriginPolicy)
     cors: CORS | None = None
     exception_handler: Handler | None = None
+    authentication_handler: AuthenticationHandler | None = None
+    #: Added to every response that lacks them (``app.set_response_header``), except on
+    #: ``response_headers_excluded`` paths; added to every request (``add_request_header``).
+    response_headers: Headers = field(default_factory=Headers)
+    response_headers_excluded: frozenset[str] = frozenset()
+    request_headers: Headers = field(default_factory=Headers)
 
 
 Callback = Callable[..., Any]

@@ -74,6 +74,34 @@ class TestHeaders:
         assert headers.get_all("a") == ["1"] and headers.items() == [("A", "1")]
         assert len(Headers()) == 0
 
+    def test_built_from_a_dict_or_nothing(self) -> None:
+        headers = Headers({"Content-Type": "text/html", "X-N": 1})  # type: ignore[dict-item]
+        assert headers.items() == [("Content-Type", "text/html"), ("X-N", "1")]
+        assert headers["content-type"] == "text/html"
+        assert Headers(None).is_empty() and not headers.is_empty()
+        assert Headers(iter([("A", "1")])).items() == [("A", "1")]  # any iterable of pairs
+
+    def test_set_append_remove(self) -> None:
+        headers = Headers([("X-Tag", "1"), ("x-tag", "2"), ("Other", "o")])
+        assert headers.get("x-tag") == "1"  # indexed before the changes below
+        headers.set("X-TAG", "3")
+        assert headers.get_all("x-tag") == ["3"]
+        assert headers.items() == [("Other", "o"), ("X-TAG", "3")]
+        headers["New"] = "n"
+        headers.append("new", "m")
+        assert headers.get_all("NEW") == ["n", "m"] and headers.contains("new")
+        assert headers.keys() == ["other", "x-tag", "new"]
+        assert headers.values() == ["o", "3", "n"]
+        headers.populate_from_dict({"Z": "z"})
+        assert headers["z"] == "z"
+        headers.remove("new")
+        headers.remove("absent")
+        del headers["z"]
+        assert "new" not in headers and "z" not in headers
+        with pytest.raises(KeyError):
+            del headers["z"]
+        assert headers.items() == [("Other", "o"), ("X-TAG", "3")]
+
 
 class TestRequestParser:
     def test_defaults(self) -> None:
@@ -254,6 +282,7 @@ class TestRequestParser:
 
     def test_upgrade_protocols_are_configurable(self) -> None:
         parser = RequestParser(upgrade_protocols=["H2C"])
+        assert parser.upgrade_protocols == frozenset({"h2c"})
         (request,) = parser.feed(H2C_HEAD + b"\r\nrest")
         assert request.upgrade and request.trailing == b"rest"
 

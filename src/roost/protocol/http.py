@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Final
@@ -19,47 +19,110 @@ DEFAULT_MAX_BODY_SIZE: Final = 10 * 1024 * 1024
 
 
 class Headers:
-    """Case-insensitive, multi-valued HTTP headers, in the order received."""
+    """Case-insensitive, multi-valued HTTP headers, in the order received or added.
+
+    ``Headers([("Host", "a")])``, ``Headers({"Host": "a"})`` or ``Headers()``. Lookups
+    (``get``, ``[]``, ``in``) return the first value of a name; ``set`` replaces every value of
+    a name, ``append`` adds one.
+    """
 
     __slots__ = ("_index", "raw")
 
-    def __init__(self, raw: Iterable[tuple[str, str]] = ()) -> None:
-        self.raw: list[tuple[str, str]] = list(raw)
-        self._index: dict[str, list[str]] = {}
-        for name, value in self.raw:
-            self._index.setdefault(name.lower(), []).append(value)
+    def __init__(self, raw: Iterable[tuple[str, str]] | Mapping[str, str] | None = None) -> None:
+        if raw is None:
+            self.raw: list[tuple[str, str]] = []
+        elif type(raw) is list:  # the common case, checked first: it is the cheapest
+            self.raw = list(raw)
+        elif isinstance(raw, Mapping):
+            self.raw = [(str(k), str(v)) for k, v in raw.items()]
+        else:
+            self.raw = list(raw)
+        self._index: dict[str, list[str]] | None = None
+
+    def _lookup(self) -> dict[str, list[str]]:
+        index = self._index
+        if index is None:
+            index = self._index = {}
+            for name, value in self.raw:
+                index.setdefault(name.lower(), []).append(value)
+        return index
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of header ``name`` (any case), or ``default``."""
-        values = self._index.get(name.lower())
+        values = self._lookup().get(name.lower())
         return values[0] if values else default
 
     def get_all(self, name: str) -> list[str]:
         """Every value of header ``name`` (any case), possibly none."""
-        return list(self._index.get(name.lower(), ()))
+        return list(self._lookup().get(name.lower(), ()))
 
     def __getitem__(self, name: str) -> str:
-        values = self._index.get(name.lower())
+        values = self._lookup().get(name.lower())
         if not values:
             raise KeyError(name)
         return values[0]
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._index
+        return isinstance(name, str) and name.lower() in self._lookup()
+
+    def contains(self, name: str) -> bool:
+        """Whether header ``name`` (any case) is present."""
+        return name in self
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._index)
+        return iter(list(self._lookup()))
 
     def __len__(self) -> int:
-        return len(self._index)
+        return len(self._lookup())
+
+    def is_empty(self) -> bool:
+        """Whether there is no header at all."""
+        return not self.raw
+
+    def keys(self) -> list[str]:
+        """The lower-cased names, each once, in order."""
+        return list(self._lookup())
+
+    def values(self) -> list[str]:
+        """The first value of each name, in the order of ``keys()``."""
+        return [values[0] for values in self._lookup().values()]
 
     def items(self) -> list[tuple[str, str]]:
-        """Every (name, value) pair in the order received, names as sent."""
+        """Every (name, value) pair in order, names as sent."""
         return list(self.raw)
 
     def to_dict(self) -> dict[str, str]:
         """Lower-cased names mapped to their first value."""
-        return {name: values[0] for name, values in self._index.items()}
+        return {name: values[0] for name, values in self._lookup().items()}
+
+    def set(self, name: str, value: str) -> None:
+        """Make ``value`` the one value of header ``name`` (any case)."""
+        self.remove(name)
+        self.raw.append((name, str(value)))
+        self._index = None
+
+    __setitem__ = set
+
+    def append(self, name: str, value: str) -> None:
+        """Add ``value`` to header ``name``, after the values it has."""
+        self.raw.append((name, str(value)))
+        self._index = None
+
+    def populate_from_dict(self, headers: Mapping[str, str]) -> None:
+        """``append`` every name and value of ``headers``."""
+        for name, value in headers.items():
+            self.append(name, value)
+
+    def remove(self, name: str) -> None:
+        """Drop every value of header ``name`` (any case); nothing if it is absent."""
+        lname = name.lower()
+        self.raw = [(k, v) for k, v in self.raw if k.lower() != lname]
+        self._index = None
+
+    def __delitem__(self, name: str) -> None:
+        if name not in self:
+            raise KeyError(name)
+        self.remove(name)
 
     def __repr__(self) -> str:
         return f"Headers({self.raw!r})"
