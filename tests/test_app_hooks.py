@@ -120,6 +120,8 @@ def test_cors_refuses_credentials_with_the_wildcard_origin() -> None:
         app.add_cors(allow_credentials=True)
     with pytest.raises(ValueError, match="wildcard"):
         app.add_cors(["https://a.example", "*"], allow_credentials=True)
+    with pytest.raises(ValueError, match="'null'"):
+        app.add_cors(["null"], allow_credentials=True)
 
 
 async def test_cors_with_credentials_reflects_only_listed_origins(serve) -> None:  # type: ignore[no-untyped-def]

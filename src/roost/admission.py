@@ -62,7 +62,7 @@ async def admit(
     if endpoint is None:
         raise Refused(plain(405 if known else 404, "no WebSocket endpoint at this path"))
     try:
-        validate_request(request.method, request.headers)
+        validate_request(request.method, request.headers, request.http_version)
     except HandshakeError as exc:
         raise Refused.from_error(exc) from None
     req = Request.from_http(request, client, path_params)

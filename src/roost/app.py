@@ -381,18 +381,19 @@ class Roost:
 
     def add_cors(
         self,
-        origins: list[str] | tuple[str, ...] = ("*",),
+        origins: str | list[str] | tuple[str, ...] = ("*",),
         *,
-        methods: list[str] | tuple[str, ...] | None = None,
-        headers: list[str] | tuple[str, ...] = ("*",),
+        methods: str | list[str] | tuple[str, ...] | None = None,
+        headers: str | list[str] | tuple[str, ...] = ("*",),
         allow_credentials: bool = False,
         max_age: int = 600,
     ) -> None:
-        """Answer CORS preflight requests and add CORS headers to responses for ``origins``."""
+        """Answer CORS preflight requests and add CORS headers to responses for ``origins``
+        (a list, or one origin as a string)."""
         self.routes.cors = CORS(
-            origins=tuple(origins),
-            methods=tuple(methods) if methods else DEFAULT_CORS_METHODS,
-            headers=tuple(headers),
+            origins=_strings(origins),
+            methods=_strings(methods) if methods else DEFAULT_CORS_METHODS,
+            headers=_strings(headers),
             allow_credentials=allow_credentials,
             max_age=max_age,
         )
@@ -434,7 +435,7 @@ class Roost:
 
     async def broadcast(
         self,
-        endpoint: str,
+        endpoint: str | WebSocketEndpoint,
         data: str | bytes,
         room: str | None = None,
         *,
@@ -442,7 +443,8 @@ class Roost:
     ) -> int:
         """Send ``data`` to every connection of ``endpoint`` (or of its ``room``), wherever it
         is connected; ``exclude`` names a connection id to skip. Returns the local count."""
-        return await self.hub.broadcast(normalize(endpoint), data, room=room, exclude=exclude)
+        path = _endpoint_path(endpoint)
+        return await self.hub.broadcast(path, data, room=room, exclude=exclude)
 
     async def send_to(self, connection_id: str, data: str | bytes) -> bool:
         """Send ``data`` to connection ``connection_id``, wherever it is connected."""
@@ -452,10 +454,13 @@ class Roost:
         """Close connection ``connection_id`` with ``code``, wherever it is connected."""
         return await self.hub.disconnect(connection_id, code, reason)
 
-    async def connections(self, endpoint: str | None = None, room: str | None = None) -> list[str]:
+    async def connections(
+        self, endpoint: str | WebSocketEndpoint | None = None, room: str | None = None
+    ) -> list[str]:
         """Ids of the open connections across the deployment (presence), optionally of one
         endpoint and room."""
-        return await self.hub.connections(normalize(endpoint) if endpoint else None, room)
+        path = _endpoint_path(endpoint) if endpoint else None
+        return await self.hub.connections(path, room)
 
     async def join(self, connection_id: str, room: str) -> None:
         """Put connection ``connection_id`` in ``room``."""
@@ -659,6 +664,16 @@ class _RouterScope:
 
     def __repr__(self) -> str:
         return f"<router {self.prefix or '/'}>"
+
+
+def _strings(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """A list of names given as a list, or as one string."""
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _endpoint_path(endpoint: str | WebSocketEndpoint) -> str:
+    """An endpoint given by its path or by what ``@app.websocket`` returned."""
+    return endpoint.path if isinstance(endpoint, WebSocketEndpoint) else normalize(endpoint)
 
 
 def _hook_path(path: str | None) -> str | None:

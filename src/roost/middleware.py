@@ -155,11 +155,18 @@ class CORS:
     max_age: int = 600
 
     def __post_init__(self) -> None:
+        if isinstance(self.origins, str):
+            raise TypeError("CORS origins must be a sequence of origins, not one string")
         if self.allow_credentials and "*" in self.origins:
             raise ValueError(
                 "CORS: allow_credentials=True cannot be combined with the wildcard origin '*': "
                 "list the origins allowed to send credentials, e.g. "
                 "app.add_cors(['https://app.example.com'], allow_credentials=True)"
+            )
+        if self.allow_credentials and "null" in self.origins:
+            raise ValueError(
+                "CORS: allow_credentials=True cannot be combined with the origin 'null': "
+                "sandboxed frames and local files of any site send 'Origin: null'"
             )
 
     def allowed_origin(self, origin: str | None) -> str | None:

@@ -82,6 +82,17 @@ class TestValidateRequest:
         exc = rejection(method, headers())
         assert (exc.status, exc.reason) == (400, "a WebSocket handshake must use GET")
 
+    @pytest.mark.parametrize("version", ["1.0", "0.9"])
+    def test_http_11_or_higher_is_required(self, version: str) -> None:
+        """Section 4.2.1, item 1: HTTP/1.0 has no Upgrade."""
+        with pytest.raises(HandshakeError) as info:
+            validate_request("GET", headers(), version)
+        assert (info.value.status, info.value.reason) == (
+            400,
+            "a WebSocket handshake must use HTTP/1.1",
+        )
+        assert validate_request("GET", headers(), "1.1") == SAMPLE_KEY
+
     @pytest.mark.parametrize("value", [None, "", "h2c", "websockets", "web socket"])
     def test_upgrade_websocket_is_required(self, value: str | None) -> None:
         """Section 4.2.1, item 3."""

@@ -305,7 +305,7 @@ class TestRequestParser:
 
     def test_too_many_header_fields_is_431(self) -> None:
         """RFC 6585 section 5."""
-        fields = b"".join(b"X-%d: 1\r\n" % i for i in range(11))
+        fields = b"Host: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(10))
         exc = error(RequestParser(max_header_count=10), b"GET / HTTP/1.1\r\n" + fields + b"\r\n")
         assert (exc.status, exc.reason) == (431, "too many request header fields")
         (ok,) = RequestParser(max_header_count=11).feed(b"GET / HTTP/1.1\r\n" + fields + b"\r\n")
@@ -396,6 +396,51 @@ class TestRequestParser:
         monkeypatch.setattr(http._Requests, "on_header", broken)  # the httptools callbacks
         exc = error(RequestParser(), GET)
         assert (exc.status, exc.reason) == (400, "malformed HTTP request")
+
+
+class TestRequestFraming:
+    """RFC 9112: the version, Host, the absolute form, and the end of a connection."""
+
+    def test_other_major_versions_are_505(self) -> None:
+        exc = error(RequestParser(), b"GET / HTTP/2.0\r\nHost: x\r\n\r\n")
+        assert exc.status == 505 and "HTTP/1.1" in exc.reason
+
+    def test_host_is_required_once_in_http11(self) -> None:
+        """Section 3.2: a request with no Host, or more than one, is answered 400."""
+        exc = error(RequestParser(), b"GET / HTTP/1.1\r\n\r\n")
+        assert (exc.status, exc.reason) == (400, "missing Host header (required by HTTP/1.1)")
+        exc = error(RequestParser(), b"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n")
+        assert (exc.status, exc.reason) == (400, "repeated Host header")
+        (old,) = RequestParser().feed(b"GET / HTTP/1.0\r\n\r\n")  # 1.0 had no Host yet
+        assert old.headers.get("host") is None
+
+    def test_absolute_form_target(self) -> None:
+        """Section 3.2.2: the target's authority replaces the Host header."""
+        (req,) = RequestParser().feed(
+            b"GET http://Example.com:8080/a/b?q=1 HTTP/1.1\r\nHost: other\r\n\r\n"
+        )
+        assert (req.path, req.query_string, req.target) == (
+            "/a/b",
+            "q=1",
+            "http://Example.com:8080/a/b?q=1",
+        )
+        assert req.headers.get_all("host") == ["Example.com:8080"]
+        (bare,) = RequestParser().feed(b"GET https://example.com HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert bare.path == "/"
+
+    @pytest.mark.parametrize(
+        "head",
+        [
+            b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            b"GET /a HTTP/1.0\r\n\r\n",
+        ],
+    )
+    def test_bytes_after_a_closing_request_are_ignored(self, head: bytes) -> None:
+        parser = RequestParser()
+        (req,) = parser.feed(head + b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n\x00garbage")
+        assert (req.path, req.keep_alive) == ("/a", False)
+        assert parser.feed(b"more garbage") == []
+        assert not parser.in_progress
 
 
 class TestResponses:

@@ -30,13 +30,15 @@ def is_upgrade_request(headers: Headers) -> bool:
     return "websocket" in _tokens(headers, "upgrade")
 
 
-def validate_request(method: str, headers: Headers) -> str:
+def validate_request(method: str, headers: Headers, http_version: str = "1.1") -> str:
     """Check an upgrade request (section 4.2.1) and return its ``Sec-WebSocket-Key``.
 
     Raises HandshakeError: 400 for a malformed request, 426 for an unsupported version.
     """
     if method != "GET":
         raise HandshakeError(400, "a WebSocket handshake must use GET")
+    if http_version in ("0.9", "1.0"):
+        raise HandshakeError(400, "a WebSocket handshake must use HTTP/1.1")
     if "websocket" not in _tokens(headers, "upgrade"):
         raise HandshakeError(400, "missing 'Upgrade: websocket' header")
     if "upgrade" not in _tokens(headers, "connection"):

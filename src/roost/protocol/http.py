@@ -293,9 +293,11 @@ class _Requests:
                 if isinstance(cause, HttpError):
                     raise cause from None
                 raise HttpError(400, "malformed HTTP request") from None
-            except httptools.HttpParserInvalidMethodError:
-                raise HttpError(400, "invalid HTTP method") from None
             except httptools.HttpParserError as exc:
+                if self._stopped:
+                    break  # after a request that closes the connection: its bytes are ignored
+                if isinstance(exc, httptools.HttpParserInvalidMethodError):
+                    raise HttpError(400, "invalid HTTP method") from None
                 raise HttpError(400, f"malformed HTTP request: {exc}") from None
             break
         if self._in_head and self._head_size > self.max_header_size:
@@ -359,6 +361,14 @@ class _Requests:
         self._head_size = 0
         if self._replayed is not None:
             self._headers, self._replayed = self._replayed, None
+        version = self.parser.get_http_version()
+        if not version.startswith("1."):
+            raise HttpError(505, f"HTTP version {version} is not supported: use HTTP/1.1")
+        hosts = sum(1 for name, _ in self._headers if name.lower() == "host")
+        if hosts > 1:  # RFC 9112 section 3.2: which one a proxy used is anyone's guess
+            raise HttpError(400, "repeated Host header")
+        if hosts == 0 and version != "1.0":
+            raise HttpError(400, "missing Host header (required by HTTP/1.1)")
         for name, value in self._headers:
             # httptools has refused a Content-Length that is not digits (400) already.
             if name.lower() == "content-length" and int(value) > self.max_body_size:
@@ -372,18 +382,27 @@ class _Requests:
 
     def on_message_complete(self) -> None:
         target = self._url.decode("latin-1")
-        raw_path, _, query = target.partition("?")
+        headers = self._headers
+        origin_form = target
+        if target[:7].lower() == "http://" or target[:8].lower() == "https://":
+            # Absolute form (RFC 9112 section 3.2.2): the target's authority replaces Host.
+            authority, slash, rest = target.partition("://")[2].partition("/")
+            origin_form = slash + rest if slash else "/"
+            headers = [(n, v) for n, v in headers if n.lower() != "host"]
+            headers.append(("host", authority))
+        raw_path, _, query = origin_form.partition("?")
         raw_path = raw_path.partition("#")[0]
         parser = self.parser
+        keep_alive = parser.should_keep_alive()
         self._done.append(
             HttpRequest(
                 method=parser.get_method().decode("ascii"),
                 target=target,
                 path=unquote(raw_path) if "%" in raw_path else raw_path,
                 query_string=query.partition("#")[0],
-                headers=Headers(self._headers),
+                headers=Headers(headers),
                 body=b"".join(self._body),
-                keep_alive=parser.should_keep_alive(),
+                keep_alive=keep_alive,
                 http_version=parser.get_http_version(),
             )
         )
@@ -391,6 +410,10 @@ class _Requests:
         self._body = []
         self._body_size = 0
         self._head_size = 0
+        if not keep_alive and not parser.should_upgrade():
+            # The connection ends with this request's answer: bytes after it are not parsed
+            # (a client may have sent them anyway), so they cannot turn the answer into a 400.
+            self._stopped = True
 
 
 def _plain_head(request: HttpRequest) -> bytes:
