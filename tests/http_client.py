@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import orjson
 
+from tests.timing import seconds
+
 
 @dataclass
 class Reply:
@@ -33,7 +35,7 @@ async def request(
     if body:
         lines.append(f"Content-Length: {len(body)}")
     writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
-    raw = await asyncio.wait_for(reader.read(), 5)
+    raw = await asyncio.wait_for(reader.read(), seconds(5))
     writer.close()
     head, _, rest = raw.partition(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")

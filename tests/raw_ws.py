@@ -8,6 +8,7 @@ import os
 import struct
 
 from roost.protocol.frames import encode_frame
+from tests.timing import seconds
 
 TIMEOUT = 5
 
@@ -27,7 +28,7 @@ async def connect(
     ]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
     writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), seconds(TIMEOUT))
     return reader, writer, head
 
 
@@ -40,7 +41,7 @@ def client_frame(
 
 async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     """The next server frame: (opcode, payload)."""
-    b0, b1 = await asyncio.wait_for(reader.readexactly(2), TIMEOUT)
+    b0, b1 = await asyncio.wait_for(reader.readexactly(2), seconds(TIMEOUT))
     length = b1 & 0x7F
     if length == 126:
         (length,) = struct.unpack("!H", await reader.readexactly(2))
@@ -62,6 +63,6 @@ async def raw_request(port: int, data: bytes) -> bytes:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(data)
     try:
-        return await asyncio.wait_for(reader.read(), TIMEOUT)
+        return await asyncio.wait_for(reader.read(), seconds(TIMEOUT))
     finally:
         writer.close()

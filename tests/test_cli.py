@@ -21,6 +21,7 @@ import websockets
 from tests.integration.cluster import children, exited, listening, roost_command
 from tests.integration.guide_runner import ROOT, free_port
 from tests.redis_server import RedisServer
+from tests.timing import seconds
 
 APP = """
 from roost import Roost
@@ -63,10 +64,10 @@ async def test_serves_module_app_and_stops_on_sigterm() -> None:
         await wait_listening(port, proc)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.1 200")
+        assert (await asyncio.wait_for(reader.read(), seconds(5))).startswith(b"HTTP/1.1 200")
     finally:
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0
+        assert proc.wait(timeout=seconds(15)) == 0
 
 
 def test_bad_targets_fail_clearly(tmp_path: Path) -> None:
@@ -79,7 +80,7 @@ def test_bad_targets_fail_clearly(tmp_path: Path) -> None:
             [sys.executable, "-m", "roost", target],
             cwd=ROOT,
             capture_output=True,
-            timeout=30,
+            timeout=seconds(30),
             check=False,
         )
         assert done.returncode != 0
@@ -96,7 +97,7 @@ async def test_reload_restarts_with_1012(tmp_path: Path) -> None:
         ws = await websockets.connect(f"ws://127.0.0.1:{port}/ws")
         assert await ws.recv() == "version 1"
         module.write_text(textwrap.dedent(APP.format(greeting="version 2")))
-        await asyncio.wait_for(ws.wait_closed(), 15)
+        await asyncio.wait_for(ws.wait_closed(), seconds(15))
         assert ws.close_code == 1012
         for _ in range(300):
             try:
@@ -109,7 +110,7 @@ async def test_reload_restarts_with_1012(tmp_path: Path) -> None:
             raise AssertionError("the app did not come back")
     finally:
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0
+        assert proc.wait(timeout=seconds(15)) == 0
 
 
 ENTRY_POINTS = {
@@ -142,7 +143,7 @@ def test_bad_flags_and_settings_fail_clearly(entry: str, tmp_path: Path) -> None
             cwd=tmp_path,
             env={**os.environ, **env},
             capture_output=True,
-            timeout=30,
+            timeout=seconds(30),
             check=False,
         )
         assert done.returncode == 2, (flags, env, done.stderr)
@@ -156,7 +157,7 @@ def test_roost_rejects_unknown_flags(entry: str, tmp_path: Path) -> None:
         [*ENTRY_POINTS[entry], "--workers", "2"],
         cwd=tmp_path,
         capture_output=True,
-        timeout=30,
+        timeout=seconds(30),
         check=False,
     )
     assert done.returncode == 2
@@ -172,7 +173,7 @@ def test_a_port_in_use_is_a_clear_error(processes: str, tmp_path: Path) -> None:
             [*roost_command(), "app:app", "--port", str(port), "--processes", processes],
             cwd=tmp_path,
             capture_output=True,
-            timeout=30,
+            timeout=seconds(30),
             check=False,
         )
     assert done.returncode == 1
@@ -194,7 +195,7 @@ async def test_a_killed_reloader_takes_its_server_down(tmp_path: Path) -> None:
         ws = await websockets.connect(f"ws://127.0.0.1:{port}/ws")
         assert await ws.recv() == "hi"
         proc.kill()
-        await asyncio.wait_for(ws.wait_closed(), 15)
+        await asyncio.wait_for(ws.wait_closed(), seconds(15))
         assert ws.close_code == 1001
         for _ in range(300):
             if exited(server):

@@ -11,12 +11,13 @@ import pytest
 
 from roost import Roost, SSEMessage, SSEResponse
 from tests.http_client import request
+from tests.timing import seconds
 
 
 async def open_stream(port: int, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), seconds(5))
     assert head.startswith(b"HTTP/1.1 200")
     assert b"content-type: text/event-stream" in head.lower()
     assert b"transfer-encoding: chunked" in head.lower()
@@ -24,7 +25,7 @@ async def open_stream(port: int, path: str) -> tuple[asyncio.StreamReader, async
 
 
 async def read_chunk(reader: asyncio.StreamReader) -> bytes:
-    size = int((await asyncio.wait_for(reader.readline(), 5)).strip(), 16)
+    size = int((await asyncio.wait_for(reader.readline(), seconds(5))).strip(), 16)
     data = await reader.readexactly(size + 2)
     return data[:-2]
 
@@ -110,7 +111,7 @@ async def test_async_generator_events_keepalive_and_disconnect(serve) -> None:  
         assert await read_chunk(reader) == b'data: {"count":2}\n\n'
         assert await read_chunk(reader) == b": keep-alive\n\n"
         writer.close()
-        await asyncio.wait_for(finished.wait(), 5)
+        await asyncio.wait_for(finished.wait(), seconds(5))
 
 
 async def test_sync_generator_runs_off_the_loop(serve) -> None:  # type: ignore[no-untyped-def]

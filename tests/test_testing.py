@@ -8,6 +8,7 @@ import pytest
 
 from roost import Request, Response, Roost, WebSocketDisconnect
 from roost.testing import TestClient, WebSocketRejected
+from tests.timing import seconds
 
 
 def make_app() -> Roost:
@@ -80,7 +81,10 @@ def test_websocket_session() -> None:
 
 
 def test_receive_times_out_instead_of_hanging() -> None:
-    with TestClient(make_app(), timeout=0.2) as client, client.websocket_connect("/ws") as ws:
+    with (
+        TestClient(make_app(), timeout=seconds(0.2)) as client,
+        client.websocket_connect("/ws") as ws,
+    ):
         ws.receive_text()
         ws.send_text("quiet")
         started = time.monotonic()

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+from tests.timing import seconds
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 PY = sys.executable
@@ -27,7 +29,7 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 15.0) -> None:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {proc.returncode}: {proc.stderr.read()!r}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            with socket.create_connection(("127.0.0.1", port), timeout=seconds(0.5)) as s:
                 s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 s.settimeout(2)
                 if s.recv(100):

@@ -8,13 +8,15 @@ import urllib.request
 
 import pytest
 
+from tests.timing import seconds
+
 from .harness import HERE, server
 
 VENV_BIN = os.path.dirname(__import__("sys").executable)
 
 
 def _health(port: int) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=3) as r:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=seconds(3)) as r:
         return json.loads(r.read())
 
 
@@ -75,6 +77,6 @@ def test_app_start_processes_flag_shuts_down_quietly():
     with server(cmd=cmd) as proc:
         _health(proc.port)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=20)
+        _, err = proc.communicate(timeout=seconds(20))
     assert proc.returncode == 0
     assert b"ERROR" not in err, err.decode(errors="replace")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.timing import seconds
+
 from .harness import raw, status_of, statuses, ws_handshake
 
 
@@ -21,7 +23,7 @@ def test_duplicate_host_cannot_satisfy_the_origin_check(target):
     req = ws_handshake(
         "/open", host="evil.example\r\nHost: 127.0.0.1", extra="Origin: http://evil.example\r\n"
     )
-    r = raw(target.port, req, timeout=1.5)
+    r = raw(target.port, req, timeout=seconds(1.5))
     assert status_of(r) in (400, 403)
 
 
@@ -67,5 +69,5 @@ def test_unsupported_major_version_is_refused(target):
 def test_websocket_handshake_requires_http11(target):
     """RFC 6455 section 4.1: the opening handshake is an HTTP/1.1 (or later) GET."""
     req = ws_handshake("/open").replace(b"HTTP/1.1", b"HTTP/1.0", 1)
-    r = raw(target.port, req, timeout=1.5)
+    r = raw(target.port, req, timeout=seconds(1.5))
     assert status_of(r) != 101

@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from tests.timing import seconds
+
 from .conftest import rss_mb
 from .wsraw import frame, open_ws
 
@@ -99,7 +101,7 @@ def test_deflate_churn_returns_to_warm_rss(target):
         for _ in range(n):
             async with websockets.connect(f"ws://127.0.0.1:{target.port}/open") as ws:
                 await ws.send("hello " * 100)
-                await asyncio.wait_for(ws.recv(), 5)
+                await asyncio.wait_for(ws.recv(), seconds(5))
 
     asyncio.run(churn(200))
     time.sleep(1)

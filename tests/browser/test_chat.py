@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.guide_runner import ROOT, free_port
+from tests.timing import seconds
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is needed")
@@ -34,7 +35,7 @@ def demo() -> Iterator[str]:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            socket.create_connection(("127.0.0.1", port), timeout=seconds(0.2)).close()
             break
         except OSError:
             time.sleep(0.05)
@@ -42,7 +43,7 @@ def demo() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}/"
     finally:
         proc.terminate()
-        proc.wait(timeout=15)
+        proc.wait(timeout=seconds(15))
 
 
 @pytest.fixture

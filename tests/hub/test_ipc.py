@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from roost.hub.ipc import IpcBroker, Kind, Relay
+from tests.timing import seconds
 
 HEADER = struct.Struct("!IB")
 RELAY = """
@@ -75,7 +76,7 @@ async def worker(path: str, node: str) -> tuple[asyncio.StreamReader, asyncio.St
     """A fake worker speaking the relay's framing; returns once the relay has taken it in."""
     reader, writer = await asyncio.open_unix_connection(path)
     writer.write(frame(Kind.HELLO, node.encode()))
-    assert await asyncio.wait_for(read_frame(reader), 5) == (Kind.HELLO, b"")
+    assert await asyncio.wait_for(read_frame(reader), seconds(5)) == (Kind.HELLO, b"")
     return reader, writer
 
 
@@ -97,7 +98,7 @@ async def test_a_stalled_worker_gets_a_bounded_queue_and_the_others_everything()
                 sender.write(frame(Kind.MESSAGE, i.to_bytes(8, "big") + b"x" * (size - 8)))
             await sender.drain()
             for i in range(n * batch, (n + 1) * batch):  # the reading worker gets every frame
-                kind, payload = await asyncio.wait_for(read_frame(reader), 10)
+                kind, payload = await asyncio.wait_for(read_frame(reader), seconds(10))
                 assert kind == Kind.MESSAGE
                 assert payload[:8] == i.to_bytes(8, "big")
         growth_mib = (peak_rss_kib(proc.pid) - baseline) / 1024
@@ -143,15 +144,15 @@ async def test_an_oversized_frame_is_refused_and_the_link_stays_up() -> None:
         reader, _ = await worker(path, "reader")
         sender_r, sender = await worker(path, "sender")
         sender.write(frame(Kind.MESSAGE, b"y" * (MAX_FRAME + 1)))
-        kind, reason = await asyncio.wait_for(read_frame(sender_r), 5)
+        kind, reason = await asyncio.wait_for(read_frame(sender_r), seconds(5))
         assert kind == Kind.REFUSED
         assert reason.decode() == (
             f"frame of {MAX_FRAME + 1} bytes refused: the relay's limit is {MAX_FRAME} bytes"
         )
         sender.write(frame(Kind.MESSAGE, b"after"))
-        assert await asyncio.wait_for(read_frame(reader), 5) == (Kind.MESSAGE, b"after")
+        assert await asyncio.wait_for(read_frame(reader), seconds(5)) == (Kind.MESSAGE, b"after")
         sender.write(frame(7, b"?"))  # an unknown kind is refused too
-        assert await asyncio.wait_for(read_frame(sender_r), 5) == (
+        assert await asyncio.wait_for(read_frame(sender_r), seconds(5)) == (
             Kind.REFUSED,
             b"unknown frame kind 7",
         )
@@ -176,7 +177,7 @@ async def test_ipc_broker_refuses_a_message_over_the_relay_limit(
         assert one.refused == 1
         assert "over the relay's limit" in caplog.text
         one.publish(b"small")
-        assert await asyncio.wait_for(got.get(), 5) == b"small"
+        assert await asyncio.wait_for(got.get(), seconds(5)) == b"small"
     finally:
         await one.stop("one")
         await two.stop("two")

@@ -22,6 +22,7 @@ import websockets
 from tests.http_client import request
 from tests.integration.guide_runner import ROOT, free_port
 from tests.raw_ws import client_frame, connect, read_close, read_frame
+from tests.timing import seconds
 
 TIMEOUT = 10
 DEFLATE = {"Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits"}
@@ -83,7 +84,7 @@ class ChurnServer:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            out, _ = self.proc.communicate(timeout=30)
+            out, _ = self.proc.communicate(timeout=seconds(30))
         except subprocess.TimeoutExpired:
             self.proc.kill()
             out, _ = self.proc.communicate()
@@ -115,7 +116,7 @@ async def _server_closes(port: int, compression: bool, command: str, code: int) 
     await ws.send("hello")
     await _expect(ws, "hello")
     await ws.send(command)
-    await asyncio.wait_for(ws.wait_closed(), TIMEOUT)
+    await asyncio.wait_for(ws.wait_closed(), seconds(TIMEOUT))
     assert ws.close_code == code, (command, ws.close_code)
 
 
@@ -168,7 +169,7 @@ async def _raw(
 
 async def _until_eof(reader: asyncio.StreamReader) -> None:
     with contextlib.suppress(ConnectionResetError):  # the server may drop it with a reset
-        await asyncio.wait_for(reader.read(), TIMEOUT)
+        await asyncio.wait_for(reader.read(), seconds(TIMEOUT))
 
 
 async def vanish(port: int, compression: bool, n: int) -> None:

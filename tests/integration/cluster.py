@@ -15,7 +15,7 @@ from pathlib import Path
 import websockets
 
 from tests.integration.guide_runner import ROOT, free_port
-from tests.timing import eventually
+from tests.timing import eventually, seconds
 
 __all__ = ["ClusterServer", "ask", "eventually", "receive_text"]
 
@@ -63,7 +63,7 @@ class ClusterServer:
         self, path: str = "/ws"
     ) -> tuple[websockets.ClientConnection, dict[str, object]]:
         ws = await websockets.connect(f"ws://127.0.0.1:{self.port}{path}")
-        hello = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        hello = json.loads(await asyncio.wait_for(ws.recv(), seconds(5)))
         return ws, hello
 
     async def clients_on_each_worker(
@@ -138,7 +138,7 @@ def exited(pid: int) -> bool:
 def listening(port: int) -> bool:
     """Whether something accepts connections on 127.0.0.1:``port``."""
     try:
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        socket.create_connection(("127.0.0.1", port), timeout=seconds(2)).close()
     except OSError:
         return False
     return True
@@ -148,7 +148,7 @@ async def ask(ws: websockets.ClientConnection, **cmd: object) -> dict[str, objec
     """Send a command and return the next JSON reply."""
     await ws.send(json.dumps(cmd))
     while True:
-        reply = await asyncio.wait_for(ws.recv(), 5)
+        reply = await asyncio.wait_for(ws.recv(), seconds(5))
         if isinstance(reply, str) and reply.startswith("{"):
             return dict(json.loads(reply))
 

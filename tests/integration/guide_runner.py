@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.timing import seconds
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -67,7 +69,7 @@ class Example:
         assert self.proc is not None
         self.send(sig)
         try:
-            out, _ = self.proc.communicate(timeout=15)
+            out, _ = self.proc.communicate(timeout=seconds(15))
         except subprocess.TimeoutExpired:
             self.proc.kill()
             out, _ = self.proc.communicate()

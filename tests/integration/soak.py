@@ -24,6 +24,7 @@ import orjson
 import websockets
 
 from tests.integration.churn import CLOSE_PATHS, ChurnServer, churn, settled
+from tests.timing import seconds
 
 MIB = 1024
 
@@ -96,7 +97,7 @@ async def shutdown_with_connections_open(server: ChurnServer, count: int) -> lis
     stopping = asyncio.create_task(asyncio.to_thread(server.stop))
     codes = set()
     for ws in clients:
-        await asyncio.wait_for(ws.wait_closed(), 30)
+        await asyncio.wait_for(ws.wait_closed(), seconds(30))
         codes.add(ws.close_code)
     status, out = await stopping
     lines = [line for line in out.splitlines() if line.startswith("live objects after shutdown:")]

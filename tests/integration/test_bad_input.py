@@ -10,6 +10,7 @@ import websockets
 
 from roost import Roost
 from tests.raw_ws import client_frame, connect, raw_request, read_close, read_frame
+from tests.timing import seconds
 
 
 def make_app(closed: list[str] | None = None) -> Roost:
@@ -81,7 +82,7 @@ async def expect_close_code(port: int, data: bytes, code: int) -> None:
     assert head.startswith(b"HTTP/1.1 101")
     writer.write(data)
     assert await read_close(reader) == code
-    assert await asyncio.wait_for(reader.read(), 5) == b""  # the server closed the TCP too
+    assert await asyncio.wait_for(reader.read(), seconds(5)) == b""  # the server closed the TCP too
     writer.close()
 
 

@@ -11,6 +11,7 @@ import pytest
 import websockets
 
 from tests.integration.churn import ChurnServer, churn, settled
+from tests.timing import seconds
 
 PER_PATH = 15  # clients per close path and compression setting: 330 connections in all
 
@@ -42,13 +43,13 @@ async def test_shutdown_leaves_no_connection_object_behind(server: ChurnServer) 
                 f"ws://127.0.0.1:{server.port}/ws", compression="deflate" if compression else None
             )
             await ws.send(f"join room-{n % 3}")
-            assert await asyncio.wait_for(ws.recv(), 5) == "joined"
+            assert await asyncio.wait_for(ws.recv(), seconds(5)) == "joined"
             clients.append(ws)
     counts = await server.objects()
     assert counts["Session"] == 20 and counts["PerMessageDeflate"] == 10, counts
     stop = asyncio.create_task(asyncio.to_thread(server.stop))
     for ws in clients:
-        await asyncio.wait_for(ws.wait_closed(), 15)
+        await asyncio.wait_for(ws.wait_closed(), seconds(15))
         assert ws.close_code == 1001
     code, out = await stop
     assert code == 0, out

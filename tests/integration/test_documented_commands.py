@@ -22,6 +22,7 @@ import websockets
 from tests.integration.cluster import roost_command
 from tests.integration.guide_runner import ROOT, free_port
 from tests.redis_server import RedisServer
+from tests.timing import seconds
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 STARTS = ("roost ", "python -m roost ", "python app.py")
@@ -70,7 +71,7 @@ async def answers(port: int, proc: subprocess.Popen[bytes]) -> None:
             await asyncio.sleep(0.05)
             continue
         writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        reply = await asyncio.wait_for(reader.read(), 10)
+        reply = await asyncio.wait_for(reader.read(), seconds(10))
         writer.close()
         assert reply.startswith(b"HTTP/1.1 200"), reply
         assert json.loads(reply.split(b"\r\n\r\n", 1)[1]) == {"ok": True}
@@ -78,7 +79,7 @@ async def answers(port: int, proc: subprocess.Popen[bytes]) -> None:
     else:
         raise TimeoutError("the server did not start")
     async with websockets.connect(f"ws://127.0.0.1:{port}/chat") as ws:
-        assert await asyncio.wait_for(ws.recv(), 10) == "Welcome!"
+        assert await asyncio.wait_for(ws.recv(), seconds(10)) == "Welcome!"
 
 
 @pytest.mark.parametrize(("where", "line"), COMMANDS, ids=[where for where, _ in COMMANDS])

@@ -10,6 +10,7 @@ from websockets.exceptions import InvalidStatus
 
 from roost import Request, Response, Roost, SubRouter
 from tests.http_client import request
+from tests.timing import seconds
 
 SPELLINGS = [
     "/admin/users/7",
@@ -198,5 +199,5 @@ async def test_hook_that_raises_on_a_handshake_gets_500_and_server_goes_on(serve
             async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws"):
                 pass
         assert info.value.response.status_code == 500
-        reply = await asyncio.wait_for(request(server.port, "GET", "/nothing"), 5)
+        reply = await asyncio.wait_for(request(server.port, "GET", "/nothing"), seconds(5))
         assert reply.status == 500  # the global hook runs for unknown paths too

@@ -8,6 +8,7 @@ import websockets
 
 from roost import Roost
 from tests.raw_ws import client_frame, connect, read_frame
+from tests.timing import seconds
 
 
 def make_app(closed: list[int | None], **options: object) -> Roost:
@@ -78,7 +79,7 @@ async def test_answering_server_pings_is_not_activity(serve) -> None:  # type: i
         url = f"ws://127.0.0.1:{server.port}/ws"
         # The client answers every server ping with a pong, and sends no message.
         async with websockets.connect(url, ping_interval=None) as ws:
-            await asyncio.wait_for(ws.wait_closed(), 10)
+            await asyncio.wait_for(ws.wait_closed(), seconds(10))
             assert (ws.close_code, ws.close_reason) == (1001, "idle timeout")
         await wait_for(lambda: closed == [1001])
 
@@ -105,7 +106,7 @@ async def test_pings_pongs_and_unfinished_messages_are_not_activity(serve) -> No
                 assert (opcode, payload) == (10, b"are you there")
                 chatter()
 
-        payload = await asyncio.wait_for(talk_until_closed(), 10)
+        payload = await asyncio.wait_for(talk_until_closed(), seconds(10))
         assert payload == (1001).to_bytes(2, "big") + b"idle timeout"
         writer.write(client_frame(8, payload[:2]))  # the client's half of the close handshake
         await wait_for(lambda: closed == [1001])
@@ -160,9 +161,9 @@ async def test_timers_wait_while_roost_is_not_reading(serve) -> None:  # type: i
             await wait_for(lambda: loop.time() >= end)
             assert closed == []
             gate.set()
-            assert await asyncio.wait_for(ws.recv(), 5) == "all 20"
+            assert await asyncio.wait_for(ws.recv(), seconds(5)) == "all 20"
             # Afterwards the client is quiet, so the idle timeout does close it.
-            await asyncio.wait_for(ws.wait_closed(), 10)
+            await asyncio.wait_for(ws.wait_closed(), seconds(10))
             assert ws.close_code == 1001
         await wait_for(lambda: closed == [1001])
 
@@ -180,7 +181,7 @@ async def test_only_a_pong_with_the_pings_payload_answers_it(serve) -> None:  # 
                 assert opcode == 9
                 writer.write(client_frame(10, payload + b"?"))  # a pong, but not to that ping
 
-        payload = await asyncio.wait_for(answer_wrongly(), 10)
+        payload = await asyncio.wait_for(answer_wrongly(), seconds(10))
         assert payload[:2] == (1011).to_bytes(2, "big")
         await wait_for(lambda: closed == [1011])
         writer.close()

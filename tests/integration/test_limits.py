@@ -83,7 +83,7 @@ async def test_handshake_timeout_answers_408(serve) -> None:  # type: ignore[no-
     async with serve(simple_app(handshake_timeout=0.2)) as server:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(b"GET /ws HTTP/1.1\r\nHost: x\r\n")  # and never the rest
-        reply = await asyncio.wait_for(reader.read(), 5)
+        reply = await asyncio.wait_for(reader.read(), seconds(5))
         assert reply.startswith(b"HTTP/1.1 408")
         writer.close()
 
@@ -117,7 +117,7 @@ async def test_body_that_never_comes_answers_408(serve) -> None:  # type: ignore
     async with serve(upload_app(handshake_timeout=0.2)) as server:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
-        reply = await asyncio.wait_for(reader.read(), 5)
+        reply = await asyncio.wait_for(reader.read(), seconds(5))
         assert reply.startswith(b"HTTP/1.1 408")
         writer.close()
 
@@ -139,7 +139,7 @@ async def test_body_sent_after_its_head_is_not_header_bytes(serve) -> None:  # t
             assert loop.time() < deadline, "the server never reported the request in progress"
             await asyncio.sleep(0.01)
         writer.write(body)
-        reply = await asyncio.wait_for(reader.read(), 5)
+        reply = await asyncio.wait_for(reader.read(), seconds(5))
         assert reply.startswith(b"HTTP/1.1 200"), reply[:100]
         assert reply.endswith(b"\r\n\r\n1000000")
         writer.close()
@@ -156,7 +156,7 @@ async def test_close_timeout_drops_a_silent_peer(serve) -> None:  # type: ignore
         reader, writer, _ = await connect(server.port, "/bye")
         assert await read_close(reader) == 4000
         # We never answer the close frame: the server drops the TCP connection itself.
-        assert await asyncio.wait_for(reader.read(), 5) == b""
+        assert await asyncio.wait_for(reader.read(), seconds(5)) == b""
         writer.close()
 
 
@@ -311,7 +311,7 @@ async def test_max_connections_bounds_idle_http_connections(serve) -> None:  # t
             idle.append((reader, writer))
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
-        reply = await asyncio.wait_for(reader.read(), 5)
+        reply = await asyncio.wait_for(reader.read(), seconds(5))
         assert reply.startswith(b"HTTP/1.1 503")
         assert b"retry-after: 1" in reply.lower()
         assert reply.endswith(b"too many connections")
@@ -323,7 +323,7 @@ async def test_max_connections_bounds_idle_http_connections(serve) -> None:  # t
         for _ in range(200):
             reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
             writer.write(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            reply = await asyncio.wait_for(reader.read(), 5)
+            reply = await asyncio.wait_for(reader.read(), seconds(5))
             writer.close()
             if reply.startswith(b"HTTP/1.1 200"):
                 break

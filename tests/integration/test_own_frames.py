@@ -14,6 +14,7 @@ import websockets
 from roost import Roost
 from roost.server.serve import Server
 from tests.raw_ws import client_frame, connect, read_frame
+from tests.timing import seconds
 
 WRITE_LIMIT = 16 * 1024
 READ_SIZE = 256 * 1024  # what one read from the socket may bring (asyncio and uvloop alike)
@@ -86,7 +87,7 @@ async def still_serves(port: int) -> None:
     async with websockets.connect(f"ws://127.0.0.1:{port}/echo") as ws:
         for i in range(20):
             await ws.send(f"still here {i}")
-            assert await asyncio.wait_for(ws.recv(), 5) == f"still here {i}"
+            assert await asyncio.wait_for(ws.recv(), seconds(5)) == f"still here {i}"
 
 
 async def test_ping_flood_from_another_process_is_bounded(serve) -> None:  # type: ignore[no-untyped-def]
@@ -96,7 +97,7 @@ async def test_ping_flood_from_another_process_is_bounded(serve) -> None:  # typ
         )
         try:
             assert proc.stdout is not None
-            assert await asyncio.wait_for(proc.stdout.readline(), 10) == b"open\n"
+            assert await asyncio.wait_for(proc.stdout.readline(), seconds(10)) == b"open\n"
             peak = await flooded_until_paused(server)
             assert peak <= BOUND
             await still_serves(server.port)
@@ -199,7 +200,7 @@ async def test_messages_queued_before_the_clients_close_go_out_first(  # type: i
             received.append(frame)
         assert received == expected
         assert frame[1][:2] == struct.pack("!H", code)
-        assert await asyncio.wait_for(reader.read(), 5) == b""
+        assert await asyncio.wait_for(reader.read(), seconds(5)) == b""
         writer.close()
         # asyncio's selector loop runs what a turn scheduled before the next turn's reads;
         # uvloop reads first. The case that puts the close in the messages' turn must have

@@ -19,6 +19,7 @@ from tests.http_client import request
 from tests.integration.guide_runner import ROOT, free_port
 from tests.robyn.test_forms import BOUNDARY, multipart
 from tests.test_cli import wait_listening
+from tests.timing import seconds
 
 AUTH = {"Authorization": "Bearer batman-token"}
 ROBIN = {"Authorization": "Bearer robin-token"}
@@ -134,4 +135,4 @@ async def test_the_unchanged_robyn_app_runs_under_the_shim(tmp_path: Path) -> No
             assert await ws.recv() == "welcome to notes"
     finally:
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0
+        assert proc.wait(timeout=seconds(15)) == 0

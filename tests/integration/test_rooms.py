@@ -11,6 +11,7 @@ import websockets
 from roost import Roost
 from roost.hub.broker import MemoryBroker
 from tests.http_client import request
+from tests.timing import seconds
 
 
 def make_app(broker: MemoryBroker | None = None) -> Roost:
@@ -49,7 +50,7 @@ async def join(port: int, room: str) -> tuple[websockets.ClientConnection, str]:
 
 async def nothing_arrives(ws: websockets.ClientConnection) -> None:
     try:
-        message = await asyncio.wait_for(ws.recv(), 0.2)
+        message = await asyncio.wait_for(ws.recv(), seconds(0.2))
     except TimeoutError:
         return
     raise AssertionError(f"unexpected message {message!r}")

@@ -24,6 +24,7 @@ from tests.integration.cluster import (
     roost_command,
 )
 from tests.integration.guide_runner import free_port
+from tests.timing import seconds
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
 
@@ -83,7 +84,7 @@ async def test_sighup_replaces_the_workers_and_keeps_serving() -> None:
         old = await server.clients_on_each_worker()
         server.proc.send_signal(signal.SIGHUP)
         for ws, _ in old.values():
-            await asyncio.wait_for(ws.wait_closed(), 30)
+            await asyncio.wait_for(ws.wait_closed(), seconds(30))
             assert (ws.close_code, ws.close_reason) == (1012, "server restarting")
         await wait_exited(set(old))
         assert server.proc.poll() is None, "the supervisor exited on SIGHUP"
@@ -114,7 +115,7 @@ async def test_killed_supervisor_takes_its_workers_and_relay_down(tmp_path: Path
     server.proc.kill()
     assert await server.wait() == -signal.SIGKILL
     for ws, _ in clients.values():
-        await asyncio.wait_for(ws.wait_closed(), 30)
+        await asyncio.wait_for(ws.wait_closed(), seconds(30))
         assert ws.close_code == 1001  # each worker shut down gracefully
     await wait_exited(started)
     assert not listening(server.port)
@@ -129,7 +130,7 @@ async def test_a_second_stop_signal_makes_the_workers_exit_now(sig: int) -> None
         ws, _ = await server.client("/linger")
         started = children(server.proc.pid)
         server.proc.send_signal(sig)
-        await asyncio.wait_for(ws.wait_closed(), 10)
+        await asyncio.wait_for(ws.wait_closed(), seconds(10))
         assert ws.close_code == 1001
         # Its on_close never ends: the shutdown waits for it (up to 60 s) ...
         assert server.proc.poll() is None
@@ -158,7 +159,7 @@ async def test_a_signal_to_every_process_at_once_is_one_graceful_stop(sig: int) 
         os.killpg(server.proc.pid, sig)
         assert await server.wait() == 0
         for ws, _ in clients.values():
-            await asyncio.wait_for(ws.wait_closed(), 10)
+            await asyncio.wait_for(ws.wait_closed(), seconds(10))
             assert ws.close_code == 1001
         assert "exit now" not in server.log()
     finally:
@@ -197,7 +198,7 @@ async def test_the_relay_comes_back_and_cross_worker_delivery_resumes() -> None:
         async def delivered() -> bool:
             await a.send('{"op": "broadcast", "text": "probe"}')
             try:
-                return await receive_text(b, timeout=0.2) == "probe"
+                return await receive_text(b, timeout=seconds(0.2)) == "probe"
             except TimeoutError:
                 return False
 
@@ -238,7 +239,7 @@ async def test_workers_that_keep_dying_make_the_supervisor_give_up(tmp_path: Pat
         [*roost_command(), "app:app", "--port", str(free_port()), "--processes", "2"],
         cwd=tmp_path,
         capture_output=True,
-        timeout=60,
+        timeout=seconds(60),
         check=False,
     )
     assert done.returncode == 1

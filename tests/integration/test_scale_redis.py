@@ -11,6 +11,7 @@ import websockets
 
 from tests.integration.cluster import ClusterServer, ask, eventually, receive_text
 from tests.redis_server import RedisServer, needs_redis
+from tests.timing import seconds
 
 pytestmark = needs_redis
 
@@ -82,7 +83,7 @@ async def test_two_servers_through_redis_survive_outages_and_crashes(
             await a.send('{"op": "broadcast", "text": "ping through redis"}')
             while True:
                 try:
-                    if await receive_text(b, timeout=0.3) == "ping through redis":
+                    if await receive_text(b, timeout=seconds(0.3)) == "ping through redis":
                         return True
                 except TimeoutError:
                     return False

@@ -41,7 +41,7 @@ async def test_shutdown_flushes_then_closes_1001_and_runs_on_close(serve) -> Non
     async with serve(app) as server:
         port = server.port
         clients = [await websockets.connect(f"ws://127.0.0.1:{server.port}/feed") for _ in range(3)]
-        await asyncio.wait_for(sent.wait(), 5)
+        await asyncio.wait_for(sent.wait(), seconds(5))
         # A handshake in progress: headers half sent when shutdown starts.
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(b"GET /feed HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
@@ -52,13 +52,13 @@ async def test_shutdown_flushes_then_closes_1001_and_runs_on_close(serve) -> Non
             b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
             b"Sec-WebSocket-Version: 13\r\n\r\n"
         )
-        reply = await asyncio.wait_for(reader.read(), 5)
+        reply = await asyncio.wait_for(reader.read(), seconds(5))
         assert reply.startswith(b"HTTP/1.1 503")
         for ws in clients:
             received = [m async for m in ws]  # iterates until the close frame
             assert [m[:4] for m in received] == [f"{i:04d}" for i in range(500)]
             assert ws.close_code == 1001
-        await asyncio.wait_for(shutdown, 15)
+        await asyncio.wait_for(shutdown, seconds(15))
         assert len(closed) == 3
         # The listener is closed: new connections are refused.
         try:
@@ -93,13 +93,13 @@ async def test_shutdown_lets_running_http_handlers_answer() -> None:
     server = await app.create_server("127.0.0.1", 0)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(post("/slow", b"payload"))
-    await asyncio.wait_for(entered.wait(), 5)
-    await asyncio.wait_for(app.shutdown(), 15)
+    await asyncio.wait_for(entered.wait(), seconds(5))
+    await asyncio.wait_for(app.shutdown(), seconds(15))
     assert finished == ["payload"]  # shutdown waited for the handler
     reply = await read_response(reader, "POST")
     assert (reply.status, reply.json()) == (200, {"echo": "payload"})
     assert reply.headers["connection"] == "close"
-    assert await asyncio.wait_for(reader.read(), 5) == b""
+    assert await asyncio.wait_for(reader.read(), seconds(5)) == b""
     writer.close()
 
 
@@ -127,13 +127,13 @@ async def test_sigterm_mid_request_still_answers() -> None:
             raise TimeoutError("the server did not start")
         writer.write(post("/slow", b"in flight"))
         assert proc.stdout is not None
-        assert await asyncio.wait_for(proc.stdout.readline(), 10) == b"handling\n"
+        assert await asyncio.wait_for(proc.stdout.readline(), seconds(10)) == b"handling\n"
         proc.send_signal(signal.SIGTERM)
-        reply = await read_response(reader, "POST", timeout=15)
+        reply = await read_response(reader, "POST", timeout=seconds(15))
         assert (reply.status, reply.json()) == (200, {"echo": "in flight"})
         assert reply.headers["connection"] == "close"
         writer.close()
-        assert await asyncio.wait_for(proc.wait(), 15) == 0
+        assert await asyncio.wait_for(proc.wait(), seconds(15)) == 0
     finally:
         if proc.returncode is None:
             proc.kill()
@@ -165,13 +165,13 @@ async def test_handshake_in_before_connect_at_shutdown_gets_503() -> None:
         b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     )
-    await asyncio.wait_for(entered.wait(), 5)
+    await asyncio.wait_for(entered.wait(), seconds(5))
     shutdown = asyncio.create_task(app.shutdown())
-    await asyncio.wait_for(server.wait_closing(), 5)
+    await asyncio.wait_for(server.wait_closing(), seconds(5))
     go_on.set()
     reply = await read_response(reader)
     assert (reply.status, reply.body) == (503, b"shutting down")
-    await asyncio.wait_for(shutdown, 15)
+    await asyncio.wait_for(shutdown, seconds(15))
     assert ran == []
     assert await app.connections() == []
     writer.close()
@@ -196,13 +196,13 @@ async def test_streams_in_flight_end_at_shutdown() -> None:
     server = await app.create_server("127.0.0.1", 0)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
-    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), seconds(5))
     assert await read_chunk(reader) == b"data: first\n\n"
     # The margin is generous: what matters is not waiting for shutdown_timeout (60 s).
-    await asyncio.wait_for(app.shutdown(), 20)
+    await asyncio.wait_for(app.shutdown(), seconds(20))
     assert ended == ["events"]
     assert await read_chunk(reader) == b""  # the end of the chunked body
-    assert await asyncio.wait_for(reader.read(), 5) == b""
+    assert await asyncio.wait_for(reader.read(), seconds(5)) == b""
     writer.close()
 
 
@@ -225,12 +225,12 @@ async def test_endless_plain_stream_is_cut_at_the_deadline() -> None:
     server = await app.create_server("127.0.0.1", 0)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(b"GET /download HTTP/1.1\r\nHost: x\r\n\r\n")
-    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), seconds(5))
     assert await read_chunk(reader) == b"part 1"
-    await asyncio.wait_for(app.shutdown(), 20)
+    await asyncio.wait_for(app.shutdown(), seconds(20))
     assert ended == ["download"]
     try:
-        rest = await asyncio.wait_for(reader.read(), 5)
+        rest = await asyncio.wait_for(reader.read(), seconds(5))
     except ConnectionResetError:
         rest = b""
     assert b"0\r\n\r\n" not in rest  # no end of body: the client knows it is cut short
@@ -277,7 +277,7 @@ async def test_a_second_stop_signal_during_the_shutdown_exits_now(sig: int) -> N
         other, _ = await server.client()
         server.proc.send_signal(sig)
         for ws in (lingering, other):
-            await asyncio.wait_for(ws.wait_closed(), 10)
+            await asyncio.wait_for(ws.wait_closed(), seconds(10))
             assert ws.close_code == 1001
         # The lingering client's on_close never ends: the shutdown waits for it (60 s) ...
         assert server.proc.poll() is None
@@ -293,7 +293,7 @@ async def test_sighup_closes_with_1012_and_exits_0() -> None:
     server = await ClusterServer().ready()
     ws, _ = await server.client()
     assert await server.stop(signal.SIGHUP) == 0
-    await asyncio.wait_for(ws.wait_closed(), 10)
+    await asyncio.wait_for(ws.wait_closed(), seconds(10))
     assert (ws.close_code, ws.close_reason) == (1012, "server restarting")
 
 
@@ -301,7 +301,7 @@ async def test_one_sigterm_waits_for_the_shutdown_and_exits_0() -> None:
     server = await ClusterServer().ready()
     ws, _ = await server.client()
     assert await server.stop(signal.SIGTERM) == 0
-    await asyncio.wait_for(ws.wait_closed(), 10)
+    await asyncio.wait_for(ws.wait_closed(), seconds(10))
     assert (ws.close_code, ws.close_reason) == (1001, "server shutting down")
     assert "exiting now" not in server.log()
 
@@ -327,6 +327,6 @@ async def test_a_broker_that_never_stops_does_not_hold_the_shutdown(
     stopped: list[bool] = []
     app.shutdown_handler(lambda: stopped.append(True))
     await app.create_server("127.0.0.1", 0)
-    await asyncio.wait_for(app.shutdown(), 30)
+    await asyncio.wait_for(app.shutdown(), seconds(30))
     assert stopped == [True]  # the shutdown handlers still ran
     assert "the broker did not disconnect within" in caplog.text

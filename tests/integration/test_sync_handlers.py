@@ -10,6 +10,7 @@ import websockets
 
 from roost import Request, Roost, inline
 from tests.http_client import request
+from tests.timing import seconds
 
 KINDS = ["route", "before_request", "after_request", "before_connect", "on_connect", "on_close"]
 
@@ -69,11 +70,11 @@ async def test_a_blocking_sync_callable_does_not_stall_other_connections(serve, 
             # The sync callable is blocked right now; the loop must still serve everyone.
             for i in range(20):
                 await echo.send(f"ping {i}")
-                assert await asyncio.wait_for(echo.recv(), 5) == f"ping {i}"
+                assert await asyncio.wait_for(echo.recv(), seconds(5)) == f"ping {i}"
             assert (await request(server.port, "GET", "/health-of-others")).status == 404
             assert not pending.done() or kind == "on_close"
             release.set()
-            result = await asyncio.wait_for(pending, 10)
+            result = await asyncio.wait_for(pending, seconds(10))
             if kind in ("route", "before_request", "after_request"):
                 assert result.status == 200
                 assert result.body == b"done"

@@ -11,6 +11,7 @@ import websockets
 
 from roost import Request, Roost
 from tests.http_client import read_response
+from tests.timing import seconds
 
 # What curl 8 sends for `curl --http2 http://127.0.0.1:PORT/health`.
 H2C = (
@@ -112,7 +113,7 @@ async def test_other_upgrades_on_a_websocket_path(serve) -> None:  # type: ignor
             b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c, websocket\r\n"
             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         )
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), seconds(5))
         assert head.startswith(b"HTTP/1.1 101"), head
         writer.close()
 
@@ -127,5 +128,5 @@ async def test_connect_is_answered_then_closed(serve) -> None:  # type: ignore[n
         reply = await read_response(reader)
         assert reply.status in (404, 405)
         assert reply.headers["connection"] == "close"
-        assert await asyncio.wait_for(reader.read(), 5) == b""
+        assert await asyncio.wait_for(reader.read(), seconds(5)) == b""
         writer.close()

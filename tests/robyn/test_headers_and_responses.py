@@ -8,6 +8,7 @@ import pytest
 
 from roost.compat.robyn import Headers, Request, Response, Robyn, jsonify
 from tests.http_client import request
+from tests.timing import seconds
 
 
 def make_app() -> Robyn:
@@ -119,7 +120,7 @@ async def raw_request(port: int, path: str) -> tuple[int, str]:
 
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
-    data = await asyncio.wait_for(reader.read(), 5)
+    data = await asyncio.wait_for(reader.read(), seconds(5))
     writer.close()
     head = data.partition(b"\r\n\r\n")[0].decode("latin-1")
     return int(head.split()[1]), head

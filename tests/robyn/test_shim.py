@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tests.integration.guide_runner import ROOT, free_port
 from tests.test_cli import wait_listening
+from tests.timing import seconds
 
 
 def run_python(code: str, cwd: Path, *extra_path: Path) -> subprocess.CompletedProcess[str]:
@@ -24,7 +25,7 @@ def run_python(code: str, cwd: Path, *extra_path: Path) -> subprocess.CompletedP
         env={**os.environ, "PYTHONPATH": path},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=seconds(60),
     )
 
 
@@ -144,12 +145,12 @@ async def test_the_runner_serves_an_unchanged_robyn_app(tmp_path: Path) -> None:
         await wait_listening(port, proc)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /hello/bruce HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        reply = await asyncio.wait_for(reader.read(), 5)
+        reply = await asyncio.wait_for(reader.read(), seconds(5))
         assert reply.startswith(b"HTTP/1.1 200")
         assert reply.endswith(b'{"hello":"bruce","url":"/hello/bruce"}')
     finally:
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0
+        assert proc.wait(timeout=seconds(15)) == 0
 
 
 def test_the_runner_refuses_next_to_a_real_robyn(tmp_path: Path) -> None:
@@ -161,7 +162,7 @@ def test_the_runner_refuses_next_to_a_real_robyn(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=seconds(60),
     )
     assert done.returncode == 1
     assert "roost: a real Robyn is installed" in done.stderr
@@ -174,7 +175,7 @@ def test_the_runner_needs_an_app(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=seconds(60),
     )
     assert done.returncode == 2 and "usage:" in done.stdout
 

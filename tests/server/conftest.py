@@ -11,6 +11,7 @@ from roost.protocol.http import HttpRequest
 from roost.server.http import HttpConnection
 from roost.server.options import ServerOptions
 from roost.server.serve import RequestHandler, Server
+from tests.timing import seconds
 
 MakeServer = Callable[..., Server]
 
@@ -33,4 +34,4 @@ async def make_server() -> AsyncIterator[MakeServer]:
 
     yield make
     for server in made:
-        await server.shutdown(timeout=0)
+        await server.shutdown(timeout=seconds(0))

@@ -129,7 +129,7 @@ async def test_shutdown_closes_idle_connections_and_lets_requests_finish(
     connect(server, halfway)
     halfway.feed(GET[:10])
 
-    shutdown = asyncio.ensure_future(server.shutdown(timeout=5))
+    shutdown = asyncio.ensure_future(server.shutdown(timeout=seconds(5)))
     await server.wait_closing()
     assert server.closing
     await idle.until_lost()
@@ -181,7 +181,9 @@ async def test_shutdown_closes_websockets_with_its_code(make_server: MakeServer)
     connect(server, t)
     t.feed(UPGRADE_REQUEST)
     await t.until(lambda: bool(t.writes))
-    shutdown = asyncio.ensure_future(server.shutdown(timeout=5, code=1012, reason="restart"))
+    shutdown = asyncio.ensure_future(
+        server.shutdown(timeout=seconds(5), code=1012, reason="restart")
+    )
     await t.until(lambda: len(t.writes) == 2)
     assert server_frames(t.writes[1]) == [close_frame(1012, b"restart")]
     assert not shutdown.done()  # the client's close frame is awaited
@@ -210,7 +212,7 @@ async def test_shutdown_is_bounded_by_its_timeout(make_server: MakeServer) -> No
     await handling.wait()
     deaf = FakeTransport(("10.0.0.1", 2), linger=True)  # a WebSocket client that never answers
     connect(server, deaf).upgrade(SWITCHING, options=WebSocketOptions(), deflate=None)
-    await server.shutdown(timeout=0.05)
+    await server.shutdown(timeout=seconds(0.05))
     assert cancelled.is_set()
     assert stuck.aborted and deaf.aborted
     assert server.connections == set() and server.tasks == set()
@@ -229,9 +231,9 @@ async def test_shutdown_called_twice_waits_for_the_first(make_server: MakeServer
     t = FakeTransport()
     connect(server, t)
     t.feed(GET)
-    first = asyncio.ensure_future(server.shutdown(timeout=5))
+    first = asyncio.ensure_future(server.shutdown(timeout=seconds(5)))
     await server.wait_closing()
-    second = asyncio.ensure_future(server.shutdown(timeout=5))
+    second = asyncio.ensure_future(server.shutdown(timeout=seconds(5)))
     for _ in range(5):
         await asyncio.sleep(0)
     assert not first.done() and not second.done()
@@ -252,5 +254,5 @@ async def test_listen_on_a_free_port(make_server: MakeServer) -> None:
     response = await asyncio.wait_for(reader.read(), seconds(5))
     assert response.startswith(b"HTTP/1.1 200 OK\r\n") and response.endswith(b"\r\n\r\nhello")
     writer.close()
-    await server.shutdown(timeout=5)
+    await server.shutdown(timeout=seconds(5))
     assert server.sockets == []

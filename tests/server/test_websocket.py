@@ -24,6 +24,7 @@ from tests.server.fakes import (
     eventually,
     server_frames,
 )
+from tests.timing import seconds
 
 #: A test that breaks fails in seconds instead of hanging on an event that never comes.
 pytestmark = pytest.mark.timeout(10)
@@ -505,7 +506,7 @@ async def test_track_and_shutting_down(open_ws: OpenWs) -> None:
     ws.channel.track(task)  # type: ignore[arg-type]
     assert task in ws.server.tasks
     assert not ws.channel.shutting_down
-    shutdown = asyncio.ensure_future(ws.server.shutdown(timeout=5))
+    shutdown = asyncio.ensure_future(ws.server.shutdown(timeout=seconds(5)))
     await ws.t.until(lambda: bool(ws.t.writes))
     assert ws.channel.shutting_down
     assert ws.frames() == [close_frame(1001, b"server shutting down")]
