@@ -10,7 +10,8 @@ import os
 import sys
 from collections.abc import Callable
 
-from roost.hub.urls import make_broker, redacted
+from roost.hub.credentials import redacted
+from roost.hub.urls import make_broker
 from roost.logs import configure_logging
 from roost.process import (
     ListenError,
