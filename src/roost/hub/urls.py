@@ -28,4 +28,3 @@ def make_broker(broker: str | Broker | None) -> Broker | None:
         url = urlunsplit(parts._replace(query=urlencode(query)))
         return RedisBroker(url, presence_ttl=ttl)
     raise ValueError(f"unsupported broker {redacted(broker)!r}: use a redis:// URL")
-
