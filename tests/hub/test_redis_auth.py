@@ -17,11 +17,11 @@ import pytest
 
 from roost.hub.redis import RedisBroker
 from roost.hub.urls import make_broker
-from tests.http_client import request
-from tests.hub.fakes import eventually
+from tests.http_client import answering, request
 from tests.integration.cluster import roost_command
 from tests.integration.guide_runner import free_port
 from tests.redis_server import RedisServer, needs_redis
+from tests.timing import eventually, seconds
 from tests.tls_certs import Certs, make_certs
 
 pytestmark = needs_redis
@@ -110,7 +110,7 @@ async def test_a_wrong_or_missing_password_is_one_clear_line(
         async def retried() -> bool:  # several rounds of backoff have gone by
             return await password_redis.stat("total_connections_received") >= start + 6
 
-        await eventually(retried, seconds=30)
+        await eventually(retried, 30)
         broker.publish(b"lost")
         await eventually(lambda: broker.dropped == 1)
     finally:
@@ -154,23 +154,17 @@ async def test_the_server_says_it_once_and_serves_on(
         stderr=subprocess.PIPE,
     )
     try:
-        for _ in range(300):
-            assert proc.poll() is None
-            try:
-                reply = await request(port, "GET", "/hello")
-                break
-            except OSError:
-                await asyncio.sleep(0.05)
+        reply = await answering(port, "/hello", exited=lambda: proc.poll() is not None)
         assert reply.status == 200
         start = await password_redis.stat("total_connections_received")
 
         async def retried() -> bool:
             return await password_redis.stat("total_connections_received") >= start + 4
 
-        await eventually(retried, seconds=30)
+        await eventually(retried, 30)
         assert (await request(port, "GET", "/hello")).status == 200
         proc.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(proc.wait, 30) == 0
+        assert await asyncio.to_thread(proc.wait, seconds(30)) == 0
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -20,9 +20,10 @@ import websockets
 
 from roost import Roost, StreamingResponse, WebSocketDisconnect
 from roost.logs import JsonFormatter
-from tests.http_client import request
+from tests.http_client import answering, request
 from tests.integration.cluster import roost_command
 from tests.integration.guide_runner import free_port
+from tests.timing import eventually, seconds
 
 
 def session_app() -> Roost:
@@ -56,13 +57,16 @@ def session_records(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCapt
 
 
 async def ended(caplog: pytest.LogCaptureFixture, conn_id: str) -> logging.LogRecord:
-    for _ in range(500):
-        found = [r for r in caplog.records if r.name == "roost.session" and r.id == conn_id]  # type: ignore[attr-defined]
-        if found:
-            assert len(found) == 1
-            return found[0]
-        await asyncio.sleep(0.01)
-    raise AssertionError("no session line")
+    def lines() -> list[logging.LogRecord]:
+        return [
+            r
+            for r in caplog.records
+            if r.name == "roost.session" and getattr(r, "id", None) == conn_id
+        ]
+
+    await eventually(lambda: bool(lines()), what="the session line")
+    (line,) = lines()
+    return line
 
 
 @pytest.mark.parametrize(
@@ -304,20 +308,14 @@ async def run_and_collect(
         stderr=subprocess.PIPE,
     )
     try:
-        for _ in range(300):
-            assert proc.poll() is None
-            try:
-                reply = await request(port, "GET", "/hello")
-                break
-            except OSError:
-                await asyncio.sleep(0.05)
+        reply = await answering(port, "/hello", exited=lambda: proc.poll() is not None)
         assert reply.status == 200
         async with websockets.connect(f"ws://127.0.0.1:{port}/ws") as ws:
             conn_id = await ws.recv()
             await ws.send("done")
             await ws.wait_closed()
         proc.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(proc.wait, 30) == 0
+        assert await asyncio.to_thread(proc.wait, seconds(30)) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
