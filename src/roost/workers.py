@@ -9,8 +9,9 @@ relay ignores signals and ends when its pipe closes, removing its socket's direc
 Signals to the supervisor:
 
 - SIGTERM or SIGINT: every worker shuts down gracefully (close 1001), then the relay stops;
-  exit status 0. A second SIGTERM or SIGINT makes the workers exit now; exit status 128 +
-  the signal number.
+  exit status 0. Each worker's readiness endpoint answers 503 as soon as it is told, and
+  with a drain delay it keeps serving that long first. A second SIGTERM or SIGINT makes the
+  workers exit now; exit status 128 + the signal number.
 - SIGHUP: a rolling restart. One worker at a time, a new worker is started and the old one
   closes its WebSockets with 1012 and exits; the port keeps accepting throughout. The new
   workers are forked from the supervisor, so they run the code it loaded at startup.

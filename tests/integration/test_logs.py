@@ -10,7 +10,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,6 @@ import pytest
 import websockets
 
 from roost import Roost, StreamingResponse, WebSocketDisconnect
-from roost.logs import JsonFormatter
 from tests.http_client import answering, request
 from tests.integration.cluster import roost_command
 from tests.integration.guide_runner import free_port
@@ -244,36 +242,6 @@ async def test_no_access_log_when_the_logger_is_off(
     finally:
         logging.getLogger("roost.access").setLevel(logging.NOTSET)
     assert not [r for r in caplog.records if r.name == "roost.access"]
-
-
-def test_json_formatter() -> None:
-    logger = logging.getLogger("roost.test")
-    record = logger.makeRecord(
-        "roost.session",
-        logging.INFO,
-        __file__,
-        1,
-        "ended %s",
-        ("x",),
-        None,
-        extra={"endpoint": "/chat", "close_code": 1000, "other": object},
-    )
-    data = json.loads(JsonFormatter().format(record))
-    assert data.pop("time").endswith("+00:00")
-    assert data == {
-        "level": "INFO",
-        "logger": "roost.session",
-        "message": "ended x",
-        "endpoint": "/chat",
-        "close_code": 1000,
-        "other": str(object),
-    }
-    try:
-        raise ValueError("boom")
-    except ValueError:
-        failed = logger.makeRecord("roost", logging.ERROR, __file__, 1, "oops", (), sys.exc_info())
-    data = json.loads(JsonFormatter().format(failed))
-    assert data["message"] == "oops" and "ValueError: boom" in data["exception"]
 
 
 APP = """
