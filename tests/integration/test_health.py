@@ -215,3 +215,23 @@ async def test_every_worker_turns_unready() -> None:
             writer.close()
     finally:
         await server.stop()
+
+
+async def test_a_second_sigterm_during_the_drain_delay_exits_now() -> None:
+    server = await ClusterServer("--drain-delay", "60").ready()
+    try:
+        ws, _ = await server.client()
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        server.proc.send_signal(signal.SIGTERM)
+
+        async def unready() -> bool:
+            return (await keep_alive_get(reader, writer, "/readyz"))[0] == 503
+
+        await eventually(unready, what="readiness 503")
+        server.proc.send_signal(signal.SIGTERM)
+        assert await server.wait(timeout=seconds(15)) == 128 + signal.SIGTERM  # not 60 s
+        await asyncio.wait_for(ws.wait_closed(), seconds(10))
+        assert ws.close_code == 1006  # dropped, no close frame
+        writer.close()
+    finally:
+        await server.stop()
