@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from roost.calls import Caller
@@ -66,7 +67,7 @@ class Session:
         self.task: asyncio.Task[Any] | None = None
         self.in_handler = True
         self._deadline: asyncio.TimerHandle | None = None
-        self._opened = channel.loop.time()
+        self._opened = time.monotonic()
 
     def _fill(self, name: str) -> dict[str, Any]:
         args: dict[str, Any] = self.kwargs[name]
@@ -112,7 +113,7 @@ class Session:
         self.hub.remove(self.ws.id)
         loop = self.channel.loop
         if session_logger.isEnabledFor(logging.INFO):
-            self._log_end(loop.time() - self._opened)
+            self._log_end(time.monotonic() - self._opened)
         self.channel.track(loop.create_task(self.run_on_close()))
         if self.in_handler:
             self._deadline = loop.call_later(

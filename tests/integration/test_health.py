@@ -150,7 +150,8 @@ async def keep_alive_get(
 
 
 async def test_sigterm_with_a_drain_delay_reports_unready_then_closes() -> None:
-    server = await ClusterServer("--drain-delay", "3").ready()
+    delay = seconds(4)  # long enough for the checks below, on a slow machine too
+    server = await ClusterServer("--drain-delay", f"{delay:g}").ready()
     try:
         ws, _ = await server.client()
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
@@ -177,11 +178,11 @@ async def test_sigterm_with_a_drain_delay_reports_unready_then_closes() -> None:
         writer.close()
     finally:
         await server.stop()
-    assert "draining: not ready; closing connections in 3 s" in server.log()
+    assert f"draining: not ready; closing connections in {delay:g} s" in server.log()
 
 
 async def test_every_worker_turns_unready() -> None:
-    server = await ClusterServer("--processes", "2", "--drain-delay", "3").ready()
+    server = await ClusterServer("--processes", "2", "--drain-delay", "60").ready()
     try:
         # One keep-alive connection per worker, told apart by the pid /health reports.
         by_pid: dict[int, tuple[asyncio.StreamReader, asyncio.StreamWriter]] = {}
@@ -197,11 +198,9 @@ async def test_every_worker_turns_unready() -> None:
                 break
         assert len(by_pid) == 2
         server.proc.send_signal(signal.SIGTERM)
-        for reader, writer in by_pid.values():
 
-            async def unready(
-                reader: asyncio.StreamReader = reader, writer: asyncio.StreamWriter = writer
-            ) -> bool:
+        async def turns(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            async def unready() -> bool:
                 return await keep_alive_get(reader, writer, "/readyz") == (
                     503,
                     {"status": "draining"},
@@ -210,7 +209,11 @@ async def test_every_worker_turns_unready() -> None:
             await eventually(unready, what="readiness 503")
             # ... while the worker still serves the app.
             assert (await keep_alive_get(reader, writer, "/health"))[0] == 200
-        assert await server.wait() == 0
+
+        await asyncio.gather(*(turns(*conn) for conn in by_pid.values()))
+        # The drain delay would go on for a minute: a second SIGTERM ends it.
+        server.proc.send_signal(signal.SIGTERM)
+        assert await server.wait(timeout=seconds(15)) == 128 + signal.SIGTERM
         for _, writer in by_pid.values():
             writer.close()
     finally:
