@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
 
-from tests.timing import seconds
+from tests.timing import eventually, seconds
 
 
 @dataclass
@@ -46,6 +47,28 @@ async def request(
     if parsed.get("transfer-encoding") == "chunked":
         rest = dechunk(rest)
     return Reply(int(status_line.split()[1]), parsed, rest)
+
+
+async def answering(
+    port: int, path: str = "/", *, exited: Callable[[], bool] = lambda: False, timeout: float = 15
+) -> Reply:
+    """Wait until a server starting on ``port`` answers ``GET path`` (connections refused
+    meanwhile are retried, for at most ``seconds(timeout)``); its reply. ``exited()`` true
+    fails at once (the server process is gone)."""
+    reply: Reply | None = None
+
+    async def answered() -> bool:
+        nonlocal reply
+        assert not exited(), "the server exited"
+        try:
+            reply = await request(port, "GET", path)
+        except OSError:
+            return False
+        return True
+
+    await eventually(answered, timeout, f"an answer on port {port}")
+    assert reply is not None
+    return reply
 
 
 def dechunk(data: bytes) -> bytes:

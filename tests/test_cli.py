@@ -131,6 +131,10 @@ BAD = [
     ([], {"ROOST_PROCESSES": "0"}, "ROOST_PROCESSES: invalid process count 0"),
     ([], {"ROOST_LOG_LEVEL": "chatty"}, "ROOST_LOG_LEVEL: invalid log level 'chatty'"),
     ([], {"ROOST_BROKER": "cache:6379"}, "ROOST_BROKER: invalid broker URL 'cache:6379'"),
+    (["--drain-delay", "-2"], {}, "argument --drain-delay: invalid duration '-2'"),
+    (["--log-format", "xml"], {}, "argument --log-format: invalid log format 'xml'"),
+    (["--ssl-certfile", "/no/cert.pem"], {}, "argument --ssl-certfile: cannot read"),
+    ([], {"ROOST_SESSION_LOG": "perhaps"}, "ROOST_SESSION_LOG: invalid switch 'perhaps'"),
 ]
 
 

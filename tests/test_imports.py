@@ -39,7 +39,14 @@ LAYERS: list[tuple[str, set[str]]] = [
     ),
     (
         "running processes",
-        {"roost.process", "roost.runner", "roost.workers", "roost.settings", "roost.reload"},
+        {
+            "roost.logs",
+            "roost.process",
+            "roost.runner",
+            "roost.workers",
+            "roost.settings",
+            "roost.reload",
+        },
     ),
     ("registered routes and the connection object", {"roost.routes", "roost.websocket"}),
     ("a WebSocket's admission and life", {"roost.admission", "roost.session"}),

@@ -45,3 +45,45 @@ def test_bad_values_from_code_are_errors_too(code: dict[str, object], message: s
 
 def test_an_empty_environment_variable_is_not_set() -> None:
     assert settings([], {"ROOST_PORT": ""}) == Settings()
+
+
+def test_ops_settings_from_the_environment_and_the_flags() -> None:
+    env = {
+        "ROOST_DRAIN_DELAY": "5",
+        "ROOST_LOG_FORMAT": "JSON",
+        "ROOST_ACCESS_LOG": "yes",
+        "ROOST_SESSION_LOG": "off",
+        "ROOST_SSL_CERTFILE": __file__,
+    }
+    assert settings([], env) == Settings(
+        drain_delay=5.0,
+        log_format="json",
+        access_log=True,
+        session_log=False,
+        ssl_certfile=__file__,
+    )
+    flags = ["--drain-delay", "0.5", "--no-access-log", "--session-log", "--log-format", "text"]
+    assert settings(flags, env) == Settings(drain_delay=0.5, ssl_certfile=__file__)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        ([], {"ROOST_DRAIN_DELAY": "-1"}, "ROOST_DRAIN_DELAY: invalid duration '-1'"),
+        ([], {"ROOST_DRAIN_DELAY": "soon"}, "ROOST_DRAIN_DELAY: invalid duration 'soon'"),
+        ([], {"ROOST_ACCESS_LOG": "maybe"}, "ROOST_ACCESS_LOG: invalid switch 'maybe'"),
+        ([], {"ROOST_LOG_FORMAT": "xml"}, "ROOST_LOG_FORMAT: invalid log format 'xml'"),
+        ([], {"ROOST_SSL_KEYFILE": "/no/such.key"}, "ROOST_SSL_KEYFILE: cannot read"),
+        ([], {"ROOST_SSL_CA_CERTS": __file__}, "--ssl-ca-certs needs --ssl-certfile"),
+    ],
+)
+def test_bad_ops_settings(argv: list[str], env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        settings(argv, env)
+
+
+def test_a_broker_password_is_not_shown_in_errors() -> None:
+    with pytest.raises(SettingsError) as caught:
+        settings([], {"ROOST_BROKER": "http://:hunter2@cache:6379"})
+    assert "hunter2" not in str(caught.value)
+    assert "http://:***@cache:6379" in str(caught.value)

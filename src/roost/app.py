@@ -477,7 +477,9 @@ class Roost:
     ) -> Server:
         """Start serving on the running loop and return the Server (port 0 picks a free port).
 
-        Stop it with ``await server.shutdown()``.
+        ``listen`` goes to ``Server.listen`` (``ssl=`` an ``ssl.SSLContext`` serves TLS).
+        Readiness reports ready once the startup handlers have run. Stop it with
+        ``await app.shutdown()``.
         """
         self._check_authentication()
         self._add_openapi_routes()
@@ -488,6 +490,7 @@ class Roost:
         self.server = server
         for hook in self._startup:
             await self.calls.call(hook)
+        server.set_ready()
         return server
 
     def _add_openapi_routes(self) -> None:
@@ -539,19 +542,35 @@ class Roost:
         *,
         processes: int = 1,
         log_level: str = "INFO",
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+        ssl_ca_certs: str | None = None,
     ) -> None:
         """Serve until SIGTERM or Ctrl-C, then shut down gracefully (docs/deployment.md says
         what each signal does).
 
-        ``processes`` > 1 runs that many worker processes sharing the port. The environment
-        (``ROOST_HOST``, ``ROOST_PORT``, ``ROOST_PROCESSES``, ``ROOST_BROKER``,
-        ``ROOST_LOG_LEVEL``) overrides the arguments, and the server flags in ``sys.argv``
-        (the same as the ``roost`` command's: ``--host``, ``--port``, ``--processes``,
-        ``--broker``, ``--log-level``, ``--reload``) override both; other arguments are left
-        to the app. A bad value exits with status 2 and a message naming it. When it returns,
-        SIGTERM, SIGINT and SIGHUP are left ignored: the process is expected to exit.
+        ``processes`` > 1 runs that many worker processes sharing the port. ``ssl_certfile``
+        (a PEM certificate chain) serves ``https://`` and ``wss://``, with ``ssl_keyfile``
+        (its key, if not in the same file) and ``ssl_ca_certs`` (CA certificates: clients
+        must present a certificate they signed); None (the default) serves plain HTTP.
+        The environment (``ROOST_HOST``, ``ROOST_PORT``, ``ROOST_SSL_CERTFILE``, ... one
+        ``ROOST_*`` variable per flag) overrides the arguments, and the server flags in
+        ``sys.argv`` (the same as the ``roost`` command's: ``--host``, ``--port``,
+        ``--processes``, ``--ssl-certfile``, ...; see ``roost --help``) override both; other
+        arguments are left to the app. A bad value exits with status 2 and a message naming
+        it. When it returns, SIGTERM, SIGINT and SIGHUP are left ignored: the process is
+        expected to exit.
         """
-        start(self, Settings(host=host, port=port, processes=processes, log_level=log_level))
+        defaults = Settings(
+            host=host,
+            port=port,
+            processes=processes,
+            log_level=log_level,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
+            ssl_ca_certs=ssl_ca_certs,
+        )
+        start(self, defaults)
 
 
 Robyn = Roost

@@ -3,7 +3,9 @@ process ask for.
 
 Signals, when roost serves in one process (``--processes`` workers differ; see workers.py):
 
-- SIGTERM or SIGINT: graceful shutdown; open WebSockets get close 1001; exit status 0.
+- SIGTERM or SIGINT: graceful shutdown; open WebSockets get close 1001; exit status 0. The
+  readiness endpoint answers 503 from that moment; with a drain delay the server goes on
+  serving for that long before it closes anything.
 - SIGHUP: the same with close 1012 (a restart: a process manager starts roost again).
 - A second SIGTERM or SIGINT: exit now, with status 128 + the signal number; connections are
   dropped without a close handshake, and handlers, ``on_close`` and shutdown handlers still
@@ -27,6 +29,8 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
+from ssl import SSLContext
 from typing import Any, Protocol
 
 from roost.hub.hub import Hub
@@ -101,11 +105,6 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
-def configure_logging(level: str) -> None:
-    """Log to stderr at ``level`` (unless the program configured logging already)."""
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
 def exit_now(status: int, why: str) -> None:
     """Leave the process at once with ``status``, after flushing the logs: open connections
     are dropped by the kernel, nothing else runs."""
@@ -131,6 +130,14 @@ class StopRequests:
         self.requested = asyncio.Event()
         self.code = 1001
         self._stop_signals = 0
+        self._on_stop: Callable[[], None] | None = None
+
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` at the first request, in the signal's own callback (at once if
+        it came already)."""
+        self._on_stop = callback
+        if self.requested.is_set():
+            callback()
 
     @property
     def reason(self) -> str:
@@ -144,6 +151,8 @@ class StopRequests:
         self.code = code
         logger.info("%s: %s", why, "restarting" if code == 1012 else "shutting down")
         self.requested.set()
+        if self._on_stop is not None:
+            self._on_stop()
 
     def stop_signal(self, signum: int) -> None:
         """SIGTERM or SIGINT: the first stops gracefully, the second exits now."""
@@ -190,12 +199,16 @@ async def serve(
     sock: socket.socket | None = None,
     control: int | None = None,
     hangup_restarts: bool = True,
+    ssl: SSLContext | None = None,
+    drain_delay: float = 0.0,
 ) -> None:
     """Serve ``app`` until asked to stop (see the module docstring), then shut down gracefully.
 
     ``sock``: an already listening socket to serve on (a worker's); ``control``: the read end
     of the parent's control pipe; ``hangup_restarts``: whether SIGHUP restarts this process
-    (False in ``--processes`` workers, where SIGHUP is the supervisor's).
+    (False in ``--processes`` workers, where SIGHUP is the supervisor's); ``ssl``: serve TLS
+    with this context; ``drain_delay``: seconds between the stop request (when readiness
+    turns to 503) and the shutdown, during which everything else is served as before.
     """
     loop = asyncio.get_running_loop()
     requests = StopRequests()
@@ -206,14 +219,22 @@ async def serve(
     if control is not None:
         os.set_blocking(control, False)
         loop.add_reader(control, requests.control, control)
+    listen: dict[str, Any] = {} if sock is None else {"sock": sock}
+    if ssl is not None:
+        listen["ssl"] = ssl
     try:
-        server = await app.create_server(host, port, **({} if sock is None else {"sock": sock}))
+        server = await app.create_server(host, port, **listen)
     except OSError as exc:
         raise ListenError(host, port, exc) from exc
+    requests.on_stop(server.drain)
     tune_gc()
     shown = "127.0.0.1" if host in ("", "0.0.0.0") else host
-    logger.info("roost listening on http://%s:%d (pid %d)", shown, server.port, os.getpid())
+    scheme = "https" if ssl is not None else "http"
+    logger.info("roost listening on %s://%s:%d (pid %d)", scheme, shown, server.port, os.getpid())
     await requests.requested.wait()
+    if drain_delay > 0:
+        logger.info("draining: not ready; closing connections in %g s", drain_delay)
+        await asyncio.sleep(drain_delay)
     await app.shutdown(code=requests.code, reason=requests.reason)
     if control is not None:
         loop.remove_reader(control)

@@ -10,17 +10,19 @@ import os
 import sys
 from collections.abc import Callable
 
+from roost.hub.credentials import redacted
 from roost.hub.urls import make_broker
+from roost.logs import configure_logging
 from roost.process import (
     ListenError,
     Servable,
-    configure_logging,
     control_fd_from_env,
     ignore_stop_signals,
     new_event_loop,
     serve,
 )
 from roost.reload import reload_loop
+from roost.server.tls import TLSConfigError, server_context
 from roost.settings import Settings, SettingsError, flag_parser, resolve
 from roost.workers import supervise
 
@@ -34,21 +36,50 @@ def run(load: Callable[[], Servable], settings: Settings, command: list[str]) ->
     process only watches files and runs ``command`` (without ``--reload``) in a child, and
     does not load the app itself.
     """
-    configure_logging(settings.log_level)
+    configure_logging(
+        settings.log_level,
+        log_format=settings.log_format,
+        access_log=settings.access_log,
+        session_log=settings.session_log,
+    )
     if settings.reload:
         return reload_loop([arg for arg in command if arg != "--reload"])
+    ssl = None
+    if settings.ssl_certfile is not None:
+        try:
+            ssl = server_context(
+                settings.ssl_certfile, settings.ssl_keyfile, ca_certs=settings.ssl_ca_certs
+            )
+        except TLSConfigError as exc:
+            raise SystemExit(f"roost: --ssl-certfile: {exc}") from None
     app = load()
     if settings.broker:
         try:
             app.hub.broker = make_broker(settings.broker)
         except ValueError as exc:
-            raise SystemExit(f"roost: --broker: {exc}") from None
+            raise SystemExit(f"roost: --broker {redacted(settings.broker)}: {exc}") from None
     if settings.processes > 1:
-        return supervise(app, settings.host, settings.port, settings.processes)
+        return supervise(
+            app,
+            settings.host,
+            settings.port,
+            settings.processes,
+            ssl=ssl,
+            drain_delay=settings.drain_delay,
+        )
     control = control_fd_from_env()
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
-            runner.run(serve(app, settings.host, settings.port, control=control))
+            runner.run(
+                serve(
+                    app,
+                    settings.host,
+                    settings.port,
+                    control=control,
+                    ssl=ssl,
+                    drain_delay=settings.drain_delay,
+                )
+            )
     except ListenError as exc:
         raise SystemExit(f"roost: {exc}") from None
     finally:

@@ -1,10 +1,18 @@
 """One WebSocket connection's life in the app: it joins the hub, runs on_connect, then the
-handler, and runs on_close once the connection has ended, on every close path."""
+handler, and runs on_close once the connection has ended, on every close path.
+
+When it ends, one line goes to the ``roost.session`` logger at INFO (unless that logger is
+off): the endpoint, the connection id, the client's address, the duration in seconds, the
+messages received and sent, the close code and who began the closing (``client`` or
+``server``), as text and as the record's fields ``endpoint``, ``id``, ``client``,
+``duration``, ``messages_in``, ``messages_out``, ``close_code``, ``closed_by``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from roost.calls import Caller
@@ -15,6 +23,7 @@ from roost.server.websocket import WebSocketChannel
 from roost.websocket import WebSocket
 
 logger = logging.getLogger("roost")
+session_logger = logging.getLogger("roost.session")
 
 
 class Session:
@@ -28,6 +37,7 @@ class Session:
 
     __slots__ = (
         "_deadline",
+        "_opened",
         "calls",
         "channel",
         "endpoint",
@@ -57,6 +67,7 @@ class Session:
         self.task: asyncio.Task[Any] | None = None
         self.in_handler = True
         self._deadline: asyncio.TimerHandle | None = None
+        self._opened = time.monotonic()
 
     def _fill(self, name: str) -> dict[str, Any]:
         args: dict[str, Any] = self.kwargs[name]
@@ -101,11 +112,40 @@ class Session:
         """The TCP connection is gone: forget it, run on_close, bound the handler's life."""
         self.hub.remove(self.ws.id)
         loop = self.channel.loop
+        if session_logger.isEnabledFor(logging.INFO):
+            self._log_end(time.monotonic() - self._opened)
         self.channel.track(loop.create_task(self.run_on_close()))
         if self.in_handler:
             self._deadline = loop.call_later(
                 self.endpoint.options.close_timeout, self._cancel_if_running
             )
+
+    def _log_end(self, duration: float) -> None:
+        channel = self.channel
+        host, port = channel.client
+        client = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        code = channel.close_code
+        session_logger.info(
+            "session ended %s id=%s client=%s duration=%.3fs in=%d out=%d code=%s closed_by=%s",
+            self.endpoint.path,
+            self.ws.id,
+            client,
+            duration,
+            channel.messages_in,
+            channel.messages_out,
+            code,
+            channel.closed_by,
+            extra={
+                "endpoint": self.endpoint.path,
+                "id": self.ws.id,
+                "client": client,
+                "duration": round(duration, 6),
+                "messages_in": channel.messages_in,
+                "messages_out": channel.messages_out,
+                "close_code": code,
+                "closed_by": channel.closed_by,
+            },
+        )
 
     def _cancel_if_running(self) -> None:
         self._deadline = None

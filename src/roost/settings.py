@@ -13,7 +13,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from roost.hub.credentials import redacted
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
+#: Words a boolean environment variable (``ROOST_ACCESS_LOG=1``) may hold.
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+#: Longest ``--drain-delay`` accepted (s).
+MAX_DRAIN_DELAY = 3600.0
 #: What a ``--broker`` URL may start with (the schemes ``roost.app.make_broker`` knows).
 BROKER_SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -32,6 +40,15 @@ class Settings:
     - ``broker``: a ``redis://`` URL shared by several servers (None: no broker).
     - ``log_level``: one of DEBUG, INFO, WARNING, ERROR, CRITICAL (``"INFO"``).
     - ``reload``: restart the server when a source file changes (False; for development).
+    - ``ssl_certfile``: a PEM certificate chain: serve ``https://`` and ``wss://`` (None:
+      plain HTTP). ``ssl_keyfile``: its private key, if not in the same file (None).
+      ``ssl_ca_certs``: PEM CA certificates; when given, every client must present a
+      certificate they signed (None: no client certificates).
+    - ``drain_delay``: seconds between the first stop request and closing connections, while
+      the server keeps serving and its readiness endpoint answers 503 (0).
+    - ``log_format``: ``"text"`` or ``"json"`` (one JSON object per line) (``"text"``).
+    - ``access_log``: one line per HTTP request in the common log format (False).
+    - ``session_log``: one line per WebSocket session end (True).
     """
 
     host: str = "127.0.0.1"
@@ -40,6 +57,13 @@ class Settings:
     broker: str | None = None
     log_level: str = "INFO"
     reload: bool = False
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_ca_certs: str | None = None
+    drain_delay: float = 0.0
+    log_format: str = "text"
+    access_log: bool = False
+    session_log: bool = True
 
 
 def port_number(text: str) -> int:
@@ -89,9 +113,57 @@ def broker_url(text: str) -> str:
     """A Redis URL: redis://, rediss:// or unix://."""
     if not text.startswith(BROKER_SCHEMES):
         raise argparse.ArgumentTypeError(
-            f"invalid broker URL {text!r}: expected redis://host:port/db (or rediss://, unix://)"
+            f"invalid broker URL {redacted(text)!r}: expected redis://host:port/db "
+            "(or rediss://, unix://)"
         )
     return text
+
+
+def readable_file(text: str) -> str:
+    """The path of a file that exists and can be read."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("invalid file '': expected a path")
+    try:
+        with open(text, "rb"):
+            pass
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {text!r}: {exc.strerror}") from None
+    return text
+
+
+def seconds(text: str) -> float:
+    """A duration in seconds, from 0 to ``MAX_DRAIN_DELAY``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r}: expected a number of seconds"
+        ) from None
+    if not 0 <= value <= MAX_DRAIN_DELAY:
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r}: expected 0 to {MAX_DRAIN_DELAY:.0f} seconds"
+        )
+    return value
+
+
+def log_format(text: str) -> str:
+    """``text`` or ``json``, in any case."""
+    value = text.strip().lower()
+    if value not in LOG_FORMATS:
+        raise argparse.ArgumentTypeError(
+            f"invalid log format {text!r}: expected one of {', '.join(LOG_FORMATS)}"
+        )
+    return value
+
+
+def switch(text: str) -> bool:
+    """A boolean from the environment: 1/true/yes/on or 0/false/no/off."""
+    value = text.strip().lower()
+    if value in TRUE_WORDS:
+        return True
+    if value in FALSE_WORDS:
+        return False
+    raise argparse.ArgumentTypeError(f"invalid switch {text!r}: expected 1 or 0 (or true, false)")
 
 
 #: setting -> (flag, environment variable or None, parser of a text value)
@@ -102,6 +174,13 @@ _SOURCES: dict[str, tuple[str, str | None, Callable[[str], Any]]] = {
     "broker": ("--broker", "ROOST_BROKER", broker_url),
     "log_level": ("--log-level", "ROOST_LOG_LEVEL", log_level),
     "reload": ("--reload", None, bool),
+    "ssl_certfile": ("--ssl-certfile", "ROOST_SSL_CERTFILE", readable_file),
+    "ssl_keyfile": ("--ssl-keyfile", "ROOST_SSL_KEYFILE", readable_file),
+    "ssl_ca_certs": ("--ssl-ca-certs", "ROOST_SSL_CA_CERTS", readable_file),
+    "drain_delay": ("--drain-delay", "ROOST_DRAIN_DELAY", seconds),
+    "log_format": ("--log-format", "ROOST_LOG_FORMAT", log_format),
+    "access_log": ("--access-log", "ROOST_ACCESS_LOG", switch),
+    "session_log": ("--session-log", "ROOST_SESSION_LOG", switch),
 }
 
 
@@ -136,6 +215,50 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         const=True,
         help="restart when a file under the current directory changes (development)",
     )
+    tls = parser.add_argument_group("TLS (https:// and wss://)")
+    tls.add_argument(
+        "--ssl-certfile",
+        type=readable_file,
+        metavar="PATH",
+        help="PEM certificate chain; serve TLS on the port (env ROOST_SSL_CERTFILE)",
+    )
+    tls.add_argument(
+        "--ssl-keyfile",
+        type=readable_file,
+        metavar="PATH",
+        help="PEM private key, if not in the certificate file (env ROOST_SSL_KEYFILE)",
+    )
+    tls.add_argument(
+        "--ssl-ca-certs",
+        type=readable_file,
+        metavar="PATH",
+        help="PEM CA certificates: require client certificates they signed "
+        "(env ROOST_SSL_CA_CERTS)",
+    )
+    ops = parser.add_argument_group("draining and logs")
+    ops.add_argument(
+        "--drain-delay",
+        type=seconds,
+        metavar="SECONDS",
+        help="after SIGTERM, report unready and keep serving this long before closing "
+        "connections (0; env ROOST_DRAIN_DELAY)",
+    )
+    ops.add_argument(
+        "--log-format",
+        type=log_format,
+        metavar="FORMAT",
+        help="text or json, one object per line (text; env ROOST_LOG_FORMAT)",
+    )
+    ops.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        help="one line per HTTP request, common log format (off; env ROOST_ACCESS_LOG)",
+    )
+    ops.add_argument(
+        "--session-log",
+        action=argparse.BooleanOptionalAction,
+        help="one line per WebSocket session end (on; env ROOST_SESSION_LOG)",
+    )
 
 
 def flag_parser(prog: str) -> argparse.ArgumentParser:
@@ -168,14 +291,17 @@ def resolve(defaults: Settings, flags: argparse.Namespace, environ: Mapping[str,
 
 def check(settings: Settings) -> None:
     """Raise SettingsError if ``settings`` cannot be served (values given in code included)."""
-    for name in ("host", "port", "processes", "log_level", "broker"):
-        flag, _, parse = _SOURCES[name]
+    for name, (flag, _, parse) in _SOURCES.items():
         value = getattr(settings, name)
         try:
-            if value is not None:
+            if value is not None and parse is not bool and parse is not switch:
                 parse(str(value))
         except argparse.ArgumentTypeError as exc:
             raise SettingsError(f"{flag}: {exc}") from None
+    if settings.ssl_certfile is None:
+        for name in ("ssl_keyfile", "ssl_ca_certs"):
+            if getattr(settings, name) is not None:
+                raise SettingsError(f"{_SOURCES[name][0]} needs --ssl-certfile")
     if settings.reload and settings.processes > 1:
         raise SettingsError(
             f"--reload runs the app in one process; it cannot be combined with "

@@ -9,8 +9,9 @@ relay ignores signals and ends when its pipe closes, removing its socket's direc
 Signals to the supervisor:
 
 - SIGTERM or SIGINT: every worker shuts down gracefully (close 1001), then the relay stops;
-  exit status 0. A second SIGTERM or SIGINT makes the workers exit now; exit status 128 +
-  the signal number.
+  exit status 0. Each worker's readiness endpoint answers 503 as soon as it is told, and
+  with a drain delay it keeps serving that long first. A second SIGTERM or SIGINT makes the
+  workers exit now; exit status 128 + the signal number.
 - SIGHUP: a rolling restart. One worker at a time, a new worker is started and the old one
   closes its WebSockets with 1012 and exits; the port keeps accepting throughout. The new
   workers are forked from the supervisor, so they run the code it loaded at startup.
@@ -36,6 +37,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from ssl import SSLContext
 
 from roost.hub.ipc import IpcBroker, Relay
 from roost.process import (
@@ -101,13 +103,28 @@ class _Crashes:
 
 
 class Supervisor:
-    """Runs ``processes`` workers of ``app`` on ``host:port`` and the relay between them."""
+    """Runs ``processes`` workers of ``app`` on ``host:port`` and the relay between them.
 
-    def __init__(self, app: Servable, host: str, port: int, processes: int) -> None:
+    ``ssl``: every worker serves TLS with this context; ``drain_delay``: seconds each worker
+    keeps serving, unready, after it is told to stop (see ``roost.process.serve``).
+    """
+
+    def __init__(
+        self,
+        app: Servable,
+        host: str,
+        port: int,
+        processes: int,
+        *,
+        ssl: SSLContext | None = None,
+        drain_delay: float = 0.0,
+    ) -> None:
         self.app = app
         self.host = host
         self.port = port
         self.processes = processes
+        self.ssl = ssl
+        self.drain_delay = drain_delay
         self.workers: dict[int, _Child] = {}  # pid -> serving worker
         self.retiring: dict[int, _Child] = {}  # pid -> worker told to stop or restart
         self.relay: _Child | None = None
@@ -117,7 +134,7 @@ class Supervisor:
         self._pending_restarts: list[int] = []  # slots still to replace (SIGHUP)
         self._crashes = _Crashes()
         self._relay_crashes = _Crashes()
-        self._exit_timeout = app.server_options.shutdown_timeout + EXIT_GRACE
+        self._exit_timeout = app.server_options.shutdown_timeout + drain_delay + EXIT_GRACE
         self._owned: list[int] = []  # fds children must not keep
         self._pid = os.getpid()
         self._arm_parent_death = parent_death_signal()
@@ -176,6 +193,8 @@ class Supervisor:
                     sock=self.sock,
                     control=control,
                     hangup_restarts=False,
+                    ssl=self.ssl,
+                    drain_delay=self.drain_delay,
                 )
             )
 
@@ -344,7 +363,8 @@ class Supervisor:
                 self._spawn_worker(slot)
             shown = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
             logger.info(
-                "roost listening on http://%s:%d with %d worker processes (supervisor pid %d)",
+                "roost listening on %s://%s:%d with %d worker processes (supervisor pid %d)",
+                "https" if self.ssl is not None else "http",
                 shown,
                 self.sock.getsockname()[1],
                 self.processes,
@@ -374,6 +394,15 @@ class Supervisor:
         return self.status
 
 
-def supervise(app: Servable, host: str, port: int, processes: int) -> int:
-    """Run ``processes`` workers of ``app`` on ``host:port`` until stopped; the exit status."""
-    return Supervisor(app, host, port, processes).run()
+def supervise(
+    app: Servable,
+    host: str,
+    port: int,
+    processes: int,
+    *,
+    ssl: SSLContext | None = None,
+    drain_delay: float = 0.0,
+) -> int:
+    """Run ``processes`` workers of ``app`` on ``host:port`` until stopped; the exit status.
+    ``ssl`` and ``drain_delay`` are ``Supervisor``'s."""
+    return Supervisor(app, host, port, processes, ssl=ssl, drain_delay=drain_delay).run()

@@ -276,6 +276,9 @@ async def test_redis_down_bounded_counted_logged_once_then_resumes(
             return b"back" in received
 
         await eventually(delivered_again, 30)
+        # The summary is written by the sender once its send succeeded, which may be after
+        # the subscriber has seen "back".
+        await eventually(lambda: drop_records(caplog)[1] != [], what="the end-of-burst line")
         started, counts = drop_records(caplog)
         assert len(started) == 1
         assert counts == [a.dropped]  # every drop of the burst, summed up once

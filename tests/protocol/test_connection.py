@@ -501,7 +501,7 @@ class TestClosingHandshake:
         events = conn.receive_data(wire(8, close_payload(1001, b"bye")) + wire(1, b"ignored"))
         assert events == [Closed(1001, "bye")]
         assert conn.data_to_send() == b"\x88\x02\x03\xe9"
-        assert conn.state is State.CLOSED and conn.close_sent
+        assert conn.state is State.CLOSED and conn.close_sent and conn.peer_closed_first
         assert (conn.close_code, conn.close_reason) == (1001, "bye")
         assert conn.receive_data(wire(1, b"later")) == []
         assert conn.receive_eof() == []
@@ -541,7 +541,7 @@ class TestClosingHandshake:
         assert conn.data_to_send() == b""
         assert conn.receive_data(wire(8, close_payload(4000))) == [Closed(4000, "")]
         assert conn.data_to_send() == b""  # no second close frame
-        assert conn.state is State.CLOSED
+        assert conn.state is State.CLOSED and not conn.peer_closed_first
         with pytest.raises(InvalidState, match="the connection is CLOSED"):
             conn.send_text("late")
 
@@ -582,6 +582,7 @@ class TestClosingHandshake:
         assert conn.receive_data(wire(1, b"x", fin=False)) == []
         assert conn.receive_eof() == [Closed(1006, "")]
         assert conn.state is State.CLOSED and conn.close_code == 1006
+        assert not conn.peer_closed_first and not conn.close_sent
         assert conn.receive_eof() == []
 
     def test_client_side_handshake(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 
 import pytest
 
@@ -95,3 +96,17 @@ def test_server_option_out_of_range(name: str, value: object) -> None:
 def test_error_names_the_value() -> None:
     with pytest.raises(ValueError, match=r"ServerOptions.max_connections must be .*, not -3"):
         ServerOptions(max_connections=-3)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"liveness_path": "livez"}, "liveness_path must be a path starting with '/'"),
+        ({"readiness_path": "/ready?x"}, "readiness_path must be a path without a query"),
+        ({"liveness_path": "/x", "readiness_path": "/x"}, "must differ"),
+    ],
+)
+def test_health_paths(options: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ServerOptions(**options)  # type: ignore[arg-type]
+    assert ServerOptions(liveness_path=None, readiness_path=None).readiness_path is None

@@ -515,3 +515,47 @@ async def test_track_and_shutting_down(open_ws: OpenWs) -> None:
     ws.t.feed(wire(CLOSE, close_payload(1001)))
     await shutdown
     assert task.done() and task not in ws.server.tasks
+
+
+# -- what the session log reads ---------------------------------------------------------------
+
+
+async def test_messages_are_counted_each_way(open_ws: OpenWs) -> None:
+    ws = open_ws(slow_consumer="drop", max_outbound_buffer=10)
+    ws.t.feed(wire(TEXT, b"a") + wire(BINARY, b"b") + wire(PING, b"p"))
+    ws.t.feed(wire(TEXT, b"c", fin=False))  # not a whole message yet
+    assert (ws.channel.messages_in, ws.channel.messages_out) == (2, 0)
+    ws.t.feed(wire(0x0, b"d"))
+    await ws.channel.send_text("x")
+    await ws.channel.send_bytes(b"y")
+    assert ws.channel.send_nowait("z")
+    ws.t.buffer_size = 100  # over max_outbound_buffer: dropped, not counted
+    ws.channel.flush()
+    assert not ws.channel.send_nowait("dropped")
+    assert (ws.channel.messages_in, ws.channel.messages_out) == (3, 3)
+
+
+@pytest.mark.parametrize(
+    ("ending", "code", "closed_by"),
+    [
+        ("client close frame", 4001, "client"),
+        ("server close", 4002, "server"),
+        ("protocol error", 1002, "server"),
+        ("connection dropped", 1006, "client"),
+    ],
+)
+async def test_who_began_the_closing(
+    open_ws: OpenWs, ending: str, code: int, closed_by: str
+) -> None:
+    ws = open_ws()
+    if ending == "client close frame":
+        ws.t.feed(wire(CLOSE, close_payload(4001)))
+    elif ending == "server close":
+        ws.channel.close(4002)
+        ws.t.feed(wire(CLOSE, close_payload(4002)))
+    elif ending == "protocol error":
+        ws.t.feed(b"\x83\x80abcd")  # a frame with a reserved opcode
+    else:
+        ws.t.lose()
+    await ws.t.until_lost()
+    assert (ws.channel.close_code, ws.channel.closed_by) == (code, closed_by)

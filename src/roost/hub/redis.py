@@ -17,7 +17,9 @@ whatever is queued when it wakes goes to Redis in one pipeline (one round trip).
 
 While Redis is unreachable, local delivery goes on; cross-server messages are dropped
 (at-most-once) and counted in ``dropped``; the outage is logged once, and so is each burst of
-drops, with its count when it ends; roost reconnects with backoff.
+drops, with its count when it ends; roost reconnects with backoff. Redis refusing the
+credentials (a wrong or missing password) is one error line, and roost keeps retrying
+quietly. The URL in log lines never shows its password.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 import orjson
 
 from roost.hub.broker import Broker, Deliver, Presence
+from roost.hub.credentials import redacted
 
 logger = logging.getLogger("roost.hub")
 
@@ -67,6 +70,10 @@ class RedisBroker(Broker):
     """``RedisBroker("redis://host:6379/0")``: every roost server using this Redis (and the
     same ``channel`` and ``prefix``) reaches every other one's connections.
 
+    The URL is redis-py's: ``redis://:password@host:6379/0`` (or ``user:password@``),
+    ``rediss://`` for TLS (``?ssl_ca_certs=/path/ca.pem`` to trust a private CA), or
+    ``unix:///path/redis.sock``.
+
     ``presence_ttl`` (seconds, 1 to 60, default 30) bounds how long a server that died keeps
     its connections in presence. At most ``queue_limit`` messages (default 100,000) and
     ``queue_bytes`` bytes (default 64 MiB) wait to be sent; past that, and while Redis is
@@ -90,6 +97,7 @@ class RedisBroker(Broker):
         if queue_limit < 1 or queue_bytes < 1:
             raise ValueError("queue_limit and queue_bytes must be positive")
         self.url = url
+        self.shown_url = redacted(url)  # for logs
         self.channel = channel
         self.presence_ttl = presence_ttl
         self.prefix = prefix
@@ -112,6 +120,7 @@ class RedisBroker(Broker):
         self._sender: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._down = False
+        self._down_reason = ""
         self._refusing = False
         self._burst = 0  # drops since the current burst began
 
@@ -128,20 +137,35 @@ class RedisBroker(Broker):
     # -- logging, once per state change -------------------------------------------------------
 
     def _failed(self, exc: BaseException) -> None:
-        if not self._down:
-            self._down = True
+        from redis.exceptions import AuthenticationError
+
+        if self._down:
+            return
+        self._down = True
+        self._down_reason = f"Redis at {self.shown_url} is unreachable"
+        if isinstance(exc, AuthenticationError):
+            self._down_reason = f"Redis at {self.shown_url} refused the credentials"
+            logger.error(
+                "Redis at %s refused the credentials of the broker URL (%s): check its "
+                "password; cross-server delivery paused, retrying",
+                self.shown_url,
+                exc,
+            )
+        else:
             logger.warning(
-                "Redis at %s unreachable (%s): cross-server delivery paused", self.url, exc
+                "Redis at %s unreachable (%s): cross-server delivery paused", self.shown_url, exc
             )
 
     def _recovered(self) -> None:
         if self._down:
             self._down = False
-            logger.warning("Redis at %s reachable again: cross-server delivery resumed", self.url)
+            logger.warning(
+                "Redis at %s reachable again: cross-server delivery resumed", self.shown_url
+            )
 
     def _refused(self, exc: BaseException | None) -> None:
         if exc is not None and not self._refusing:
-            logger.warning("Redis at %s refused a command: %s", self.url, exc)
+            logger.warning("Redis at %s refused a command: %s", self.shown_url, exc)
         self._refusing = exc is not None
 
     def _drop(self, count: int, reason: str) -> None:
@@ -275,7 +299,7 @@ class RedisBroker(Broker):
                 self._failed(exc)
                 self._beat_due = True  # presence is rewritten whole once Redis is back
                 if batch:
-                    self._drop(len(batch), f"Redis at {self.url} is unreachable")
+                    self._drop(len(batch), self._down_reason)
                 if self._closing:
                     return
                 await asyncio.sleep(backoff)
@@ -287,7 +311,7 @@ class RedisBroker(Broker):
             self._refused(errors[0] if errors else None)
             refused = sum(isinstance(r, Exception) for r in results[len(results) - len(batch) :])
             if refused:
-                self._drop(refused, f"Redis at {self.url} refused them: {errors[0]}")
+                self._drop(refused, f"Redis at {self.shown_url} refused them: {errors[0]}")
             else:
                 self._burst_over()
 

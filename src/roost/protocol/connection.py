@@ -77,6 +77,7 @@ class WebSocketConnection:
         "deflate",
         "failure",
         "max_message_size",
+        "peer_closed_first",
         "state",
         "unanswered_ping",
     )
@@ -98,6 +99,7 @@ class WebSocketConnection:
         self.close_code: int | None = None
         self.close_reason = ""
         self.close_sent = False
+        self.peer_closed_first = False  # the peer's close frame began the closing handshake
         self.coalesce_pongs = False
         self.unanswered_ping: bytes | None = None
         self._expect_mask = 0 if client else 0x80
@@ -321,6 +323,7 @@ class WebSocketConnection:
             echo = payload[:2] if code != CloseCode.NO_STATUS else b""
             self._out.append(self._frame(Opcode.CLOSE, echo))
             self.close_sent = True
+            self.peer_closed_first = True
         self._set_closed()
         self.close_code = code
         self.close_reason = reason

@@ -2,8 +2,9 @@
 roost.protocol), hands each to the app in order through the server's handler, writes the
 replies, keeps the connection alive, and switches it to WebSocket on an accepted upgrade.
 
-It owns the HTTP timers (handshake, keep-alive) and the connection-limit refusal. Routing and
-handlers live in the app layer.
+It owns the HTTP timers (handshake, keep-alive), the connection-limit refusal, the health
+endpoints (answered here, before the app) and the access log. Routing and handlers live in
+the app layer.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from roost.protocol.http import (
     encode_response,
     encode_response_head,
 )
+from roost.server.access import log_access
 from roost.server.flow import Drain
+from roost.server.health import health_response
 from roost.server.options import WebSocketOptions
 from roost.server.websocket import WebSocketChannel
 
@@ -55,6 +58,8 @@ class HttpConnection(asyncio.Protocol):
         "_progress",
         "_refusal",
         "_response_started",
+        "_sent",
+        "_status",
         "_stream_body",
         "_stream_remaining",
         "_task",
@@ -100,6 +105,8 @@ class HttpConnection(asyncio.Protocol):
         self._disconnected: asyncio.Future[None] | None = None
         self._admitted = False
         self._refusal: str | None = None  # over a connection limit: the 503's reason
+        self._status = 0  # the status of the response to the current request (access log)
+        self._sent = 0  # the bytes of its body written so far
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -141,14 +148,17 @@ class HttpConnection(asyncio.Protocol):
             return
         self._response_started = True
         self._early = bytearray()
+        body = (self._refusal or "too many connections").encode("utf-8")
         self.transport.write(
             encode_response(
                 503,
                 [("content-type", "text/plain; charset=utf-8"), ("retry-after", "1")],
-                (self._refusal or "too many connections").encode("utf-8"),
+                body,
                 keep_alive=False,
             )
         )
+        if self.server.access_log:
+            log_access(self.client[0], None, "", "", 503, len(body))
         self.close()
 
     def data_received(self, data: bytes) -> None:
@@ -231,15 +241,24 @@ class HttpConnection(asyncio.Protocol):
                 self._keep_alive = request.keep_alive and not request.upgrade
                 self._response_started = False
                 self._head_request = request.method == "HEAD"
-                if self.server.closing and not self._finishing:
+                session = None
+                health = self.server.health_paths.get(request.path)
+                if health is not None:  # before the app: no route, hook or middleware
+                    self._finishing = False
+                    self.send_response(
+                        *health_response(health, request.method, self.server.readiness)
+                    )
+                elif self.server.closing and not self._finishing:
                     self._keep_alive = False
                     self.send_response(503, [("content-type", "text/plain")], b"shutting down")
                 else:
                     self._finishing = False  # only the request that was arriving
                     session = await self._dispatch(request)
-                    if session is not None:  # the connection is a WebSocket now
-                        await session
-                        return
+                if self.server.access_log and self._response_started:
+                    self._log_access(request)
+                if session is not None:  # the connection is a WebSocket now
+                    await session
+                    return
                 if self.websocket is not None or self.closing:
                     return  # no request runs on a connection that is going
                 if not self.keep_alive or request.upgrade:
@@ -281,19 +300,29 @@ class HttpConnection(asyncio.Protocol):
             return None
         return session
 
+    def _log_access(self, request: HttpRequest) -> None:
+        log_access(
+            self.client[0],
+            request.method,
+            request.target,
+            request.http_version,
+            self._status,
+            self._sent if body_allowed(self._status) else 0,
+        )
+
     def _reject(self, status: int, reason: str) -> None:
         """Answer a request we could not parse, then close: the stream can't be trusted."""
         if self.transport is None or self.closed:
             return
         self._keep_alive = False
+        body = reason.encode("utf-8")
         self.transport.write(
             encode_response(
-                status,
-                [("content-type", "text/plain; charset=utf-8")],
-                reason.encode("utf-8"),
-                keep_alive=False,
+                status, [("content-type", "text/plain; charset=utf-8")], body, keep_alive=False
             )
         )
+        if self.server.access_log:
+            log_access(self.client[0], None, "", "", status, len(body))
         self.close()
 
     def _timed_out(self) -> None:
@@ -337,15 +366,14 @@ class HttpConnection(asyncio.Protocol):
         if self._response_started:
             raise InvalidState("a response was already sent for this request")
         keep_alive = self.keep_alive
+        include_body = include_body and not self._head_request
         data = encode_response(
-            status,
-            headers,
-            body,
-            keep_alive=keep_alive,
-            include_body=include_body and not self._head_request,
+            status, headers, body, keep_alive=keep_alive, include_body=include_body
         )
         self._response_started = True
         self._keep_alive = keep_alive
+        self._status = status
+        self._sent = len(body) if include_body else 0
         self.transport.write(data)
 
     def start_stream(
@@ -374,6 +402,8 @@ class HttpConnection(asyncio.Protocol):
         )
         self._response_started = True
         self._keep_alive = keep_alive
+        self._status = status
+        self._sent = 0
         self._stream_body = not (head_only or self._head_request) and body_allowed(status)
         self._stream_remaining = content_length
         self.transport.write(head)
@@ -393,6 +423,7 @@ class HttpConnection(asyncio.Protocol):
         if self.closed or self.transport is None:
             raise ClientDisconnected("the client disconnected")
         remaining = self._stream_remaining
+        self._sent += len(data)
         if remaining is None:
             self.transport.write(encode_chunk(data))
         elif len(data) > remaining:
@@ -496,6 +527,8 @@ class HttpConnection(asyncio.Protocol):
         if self.closed or self.transport is None:
             raise ClientDisconnected("the client disconnected during the handshake")
         self._response_started = True
+        self._status = 101
+        self._sent = 0
         self._cancel_timer()
         self._parser = None  # HTTP is over on this connection
         self.transport.write(response)

@@ -100,6 +100,9 @@ class ServerOptions:
     - ``max_connections_per_ip``: open connections (HTTP and WebSocket) per client IP (off:
       behind a reverse proxy every client has the proxy's address); over it, 503.
     - ``shutdown_timeout``: how long graceful shutdown waits for handlers and on_close (10 s).
+    - ``liveness_path`` (``"/livez"``) and ``readiness_path`` (``"/readyz"``): where the
+      server answers its health checks, before the app's routes and hooks (see
+      ``roost.server.health``); None switches one off.
     """
 
     max_header_size: int = DEFAULT_MAX_HEADER_SIZE
@@ -110,6 +113,8 @@ class ServerOptions:
     max_connections: int = 50_000
     max_connections_per_ip: int | None = None
     shutdown_timeout: float = 10.0
+    liveness_path: str | None = "/livez"
+    readiness_path: str | None = "/readyz"
 
     def __post_init__(self) -> None:
         for name in ("max_header_size", "max_header_count", "max_connections"):
@@ -119,3 +124,11 @@ class ServerOptions:
         for name in ("handshake_timeout", "keep_alive_timeout"):
             _require(self, name, "time")
         _require(self, "shutdown_timeout", "time", zero=True)
+        for name in ("liveness_path", "readiness_path"):
+            path = getattr(self, name)
+            if path is not None and (not isinstance(path, str) or not path.startswith("/")):
+                raise ValueError(f"{name} must be a path starting with '/' (or None), not {path!r}")
+            if path is not None and "?" in path:
+                raise ValueError(f"{name} must be a path without a query, not {path!r}")
+        if self.liveness_path is not None and self.liveness_path == self.readiness_path:
+            raise ValueError("liveness_path and readiness_path must differ")

@@ -1,4 +1,5 @@
-"""Listening sockets, the set of live connections, and graceful shutdown."""
+"""Listening sockets (plain or TLS), the set of live connections, readiness, draining and
+graceful shutdown."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import contextlib
 import logging
 import socket
 from collections.abc import Awaitable, Callable
+from ssl import SSLContext
 
 from roost.protocol.http import HttpRequest
+from roost.server.access import access_logger
+from roost.server.health import Readiness, health_paths
 from roost.server.http import HttpConnection
 from roost.server.options import ServerOptions
 from roost.server.websocket import WebSocketChannel
@@ -24,7 +28,12 @@ class Server:
     """Serves one app on one event loop.
 
     ``handler(request, connection)`` is called for every request, in order per connection; it
-    answers through ``connection.send_response``, ``start_stream`` or ``upgrade``.
+    answers through ``connection.send_response``, ``start_stream`` or ``upgrade``. Requests
+    for the health endpoints (``ServerOptions.liveness_path`` and ``readiness_path``) are
+    answered by the server itself and never reach it.
+
+    Readiness is ``"starting"`` until ``set_ready()``, then ``"ready"`` until ``drain()`` or
+    ``shutdown()``, then ``"draining"`` for good.
     """
 
     def __init__(
@@ -43,6 +52,12 @@ class Server:
         self.channels: set[WebSocketChannel] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.closing = False
+        self.readiness: Readiness = "starting"
+        #: request path -> health endpoint kind (see roost.server.health)
+        self.health_paths = health_paths(self.options.liveness_path, self.options.readiness_path)
+        self.tls = False
+        #: Whether to write the access log (``roost.access`` enabled for INFO at startup).
+        self.access_log = access_logger.isEnabledFor(logging.INFO)
         self._closing = self.loop.create_future()
         self._corked: list[WebSocketChannel] = []
         self._servers: list[asyncio.Server] = []
@@ -56,11 +71,23 @@ class Server:
         sock: socket.socket | None = None,
         reuse_port: bool = False,
         backlog: int = 2048,
+        ssl: SSLContext | None = None,
     ) -> None:
-        """Start accepting connections on ``host:port`` (port 0 picks a free one) or ``sock``."""
+        """Start accepting connections on ``host:port`` (port 0 picks a free one) or ``sock``.
+
+        ``ssl``: serve TLS (``https://``, ``wss://``) with this context (see
+        ``roost.server.tls.server_context``); its handshake is bounded by
+        ``handshake_timeout``.
+        """
+        timeout = self.options.handshake_timeout if ssl is not None else None
+        self.tls = self.tls or ssl is not None
         if sock is not None:
             srv = await self.loop.create_server(
-                lambda: HttpConnection(self), sock=sock, backlog=backlog
+                lambda: HttpConnection(self),
+                sock=sock,
+                backlog=backlog,
+                ssl=ssl,
+                ssl_handshake_timeout=timeout,
             )
         else:
             srv = await self.loop.create_server(
@@ -69,6 +96,8 @@ class Server:
                 port,
                 reuse_port=reuse_port or None,
                 backlog=backlog,
+                ssl=ssl,
+                ssl_handshake_timeout=timeout,
             )
         self._servers.append(srv)
 
@@ -81,6 +110,16 @@ class Server:
     def port(self) -> int:
         """The port of the first listening socket."""
         return int(self.sockets[0].getsockname()[1])
+
+    def set_ready(self) -> None:
+        """The app has started: readiness answers 200 (unless draining already)."""
+        if self.readiness == "starting":
+            self.readiness = "ready"
+
+    def drain(self) -> None:
+        """A shutdown is coming: readiness answers 503 from now on; everything else is
+        served as before until ``shutdown()``."""
+        self.readiness = "draining"
 
     def admit(self, ip: str) -> str | None:
         """Count a new connection from ``ip``; or, over a limit, say why it is refused.
@@ -157,6 +196,7 @@ class Server:
             await self.wait_closed()
             return
         self.closing = True
+        self.readiness = "draining"
         self._closing.set_result(None)
         timeout = self.options.shutdown_timeout if timeout is None else timeout
         deadline = self.loop.time() + timeout

@@ -52,6 +52,8 @@ class WebSocketChannel:
         "dropped",
         "ended",
         "loop",
+        "messages_in",
+        "messages_out",
         "on_lost",
         "options",
         "transport",
@@ -97,6 +99,8 @@ class WebSocketChannel:
         self._last_message = now  # when the last whole message arrived (or reading resumed)
         self._next_ping = now + (options.ping_interval or 0.0)
         self.dropped = 0
+        self.messages_in = 0  # whole messages received
+        self.messages_out = 0  # messages sent or queued (send_*, send_nowait)
         self.on_lost: list[Callable[[], object]] | None = None
         transport.set_write_buffer_limits(high=options.write_limit)
         self._schedule_keepalive(now)
@@ -110,6 +114,13 @@ class WebSocketChannel:
     def close_code(self) -> int | None:
         """The close code once the connection is closing or closed."""
         return self.conn.close_code
+
+    @property
+    def closed_by(self) -> str:
+        """Who began the closing: ``"client"`` (its close frame came first, or it dropped the
+        TCP connection without one: close code 1006) or ``"server"``."""
+        conn = self.conn
+        return "server" if conn.close_sent and not conn.peer_closed_first else "client"
 
     @property
     def shutting_down(self) -> bool:
@@ -156,11 +167,11 @@ class WebSocketChannel:
             if self._corked is not None:
                 self.flush()  # what was queued before goes first, or is lost after a close
             self.transport.write(out)
-        heard = False
+        heard = 0
         for event in events:
             kind = type(event)
             if kind is str or kind is bytes:
-                heard = True
+                heard += 1
                 waiter = self._waiter
                 if waiter is not None and not queue:
                     self._waiter = None
@@ -175,8 +186,10 @@ class WebSocketChannel:
                 self._closed_for_reading(event.code, event.reason)  # type: ignore[union-attr]
             elif kind is Pong and event.payload == self._ping_payload:  # type: ignore[union-attr]
                 self._ping_sent = None
-        if heard and self.options.idle_timeout is not None:
-            self._last_message = self.loop.time()
+        if heard:
+            self.messages_in += heard
+            if self.options.idle_timeout is not None:
+                self._last_message = self.loop.time()
         if conn.unanswered_ping is not None and not self._owing_pong:
             # A ping came while the client is not reading what it is sent: its pong waits
             # for room, and so does everything else the client sends (TCP back-pressure).
@@ -276,6 +289,7 @@ class WebSocketChannel:
         if self._owing_pong:  # the pong to a coalesced ping goes out with this message
             self.transport.write(self._answer_ping())
         self.transport.write(self.conn.send_text(text))
+        self.messages_out += 1
         if self.write_paused:
             await self._drain.wait()
 
@@ -288,6 +302,7 @@ class WebSocketChannel:
         if self._owing_pong:  # the pong to a coalesced ping goes out with this message
             self.transport.write(self._answer_ping())
         self.transport.write(self.conn.send_binary(data))
+        self.messages_out += 1
         if self.write_paused:
             await self._drain.wait()
 
@@ -325,6 +340,7 @@ class WebSocketChannel:
         else:
             corked.append(frame)
         self._corked_size = size + len(frame)
+        self.messages_out += 1
         return True
 
     def flush(self) -> None:
