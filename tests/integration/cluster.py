@@ -71,13 +71,15 @@ class ClusterServer:
     ) -> dict[int, tuple[websockets.ClientConnection, dict[str, object]]]:
         """One client per worker process, by worker pid (the kernel spreads accepts)."""
         by_pid: dict[int, tuple[websockets.ClientConnection, dict[str, object]]] = {}
-        for _ in range(100):
-            ws, hello = await self.client()
-            pid = int(str(hello["pid"]))
-            if pid in by_pid:
-                await ws.close()
-            else:
-                by_pid[pid] = (ws, hello)
+        for _ in range(10):
+            # Connections opened at the same time wake every worker's accept loop; one after
+            # another, the worker that accepted last tends to win every time.
+            for ws, hello in await asyncio.gather(*(self.client() for _ in range(10))):
+                pid = int(str(hello["pid"]))
+                if pid in by_pid or len(by_pid) == workers:
+                    await ws.close()
+                else:
+                    by_pid[pid] = (ws, hello)
             if len(by_pid) == workers:
                 return by_pid
         raise AssertionError(f"connections reached only workers {sorted(by_pid)}")

@@ -186,14 +186,18 @@ async def test_every_worker_turns_unready() -> None:
     try:
         # One keep-alive connection per worker, told apart by the pid /health reports.
         by_pid: dict[int, tuple[asyncio.StreamReader, asyncio.StreamWriter]] = {}
-        for _ in range(100):
+
+        async def one() -> tuple[int, asyncio.StreamReader, asyncio.StreamWriter]:
             reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
             _, body = await keep_alive_get(reader, writer, "/health")
-            pid = int(str(body["pid"]))
-            if pid in by_pid:
-                writer.close()
-            else:
-                by_pid[pid] = (reader, writer)
+            return int(str(body["pid"])), reader, writer
+
+        for _ in range(10):  # at the same time, so that both workers' accept loops wake
+            for pid, reader, writer in await asyncio.gather(*(one() for _ in range(10))):
+                if pid in by_pid or len(by_pid) == 2:
+                    writer.close()
+                else:
+                    by_pid[pid] = (reader, writer)
             if len(by_pid) == 2:
                 break
         assert len(by_pid) == 2
