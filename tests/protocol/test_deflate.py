@@ -332,14 +332,17 @@ class TestSettings:
     """The server's side of the negotiation and its compressor: defaults and validation."""
 
     def test_defaults(self) -> None:
-        assert DEFAULT_SETTINGS == DeflateSettings(
-            server_no_context_takeover=True,
-            client_no_context_takeover=True,
-            server_max_window_bits=12,
-            client_max_window_bits=12,
-            compression_level=6,
-            compression_mem_level=5,
-            compression_threshold=256,
+        assert (
+            DeflateSettings(
+                server_no_context_takeover=True,
+                client_no_context_takeover=True,
+                server_max_window_bits=12,
+                client_max_window_bits=12,
+                compression_level=6,
+                compression_mem_level=5,
+                compression_threshold=256,
+            )
+            == DEFAULT_SETTINGS
         )
 
     @pytest.mark.parametrize(
