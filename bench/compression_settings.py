@@ -7,6 +7,11 @@ For each setting a fresh roost server (``servers/roost_server.py`` with that end
 option) runs on CPU 0 and the load generator on CPU 1: ``memory`` (``--connections`` idle
 connections, then one 480-byte chat message each), then ``echo`` with 64 connections sending
 32-byte messages (x's) and 480-byte chat messages (JSON text). Prints a Markdown table.
+
+    bench/.venv/bin/python bench/compression_settings.py --codec
+
+times roost's codec alone instead, with its default settings, in this process: inflating and
+compressing one 480-byte chat message (a new message each time, as without context takeover).
 """
 
 from __future__ import annotations
@@ -16,8 +21,12 @@ import socket
 import subprocess
 import sys
 import time
+import zlib
 
+from loadgen import chat_message
 from run import HERE, PY, free_port, raise_fd_limit, run_loadgen
+
+from roost.protocol.deflate import Compression, DeflateParams
 
 VARIANTS: list[tuple[str, list[str]]] = [
     ("`compression=False` (the offer is declined)", ["compression=False"]),
@@ -73,11 +82,36 @@ def measure(options: list[str], args: list[str], seconds: float) -> dict[str, fl
         server.wait(timeout=10)
 
 
+def codec_timing(count: int = 20000) -> str:
+    """Microseconds roost's default codec takes to inflate and to compress a chat message."""
+    message = chat_message(480)
+    codec = Compression().codec(DeflateParams(True, True, 12, 12))
+    sender = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -12, 8)
+    payload = (sender.compress(message) + sender.flush(zlib.Z_SYNC_FLUSH))[:-4]
+    started = time.perf_counter()
+    for _ in range(count):
+        codec.decompress(payload, final=True, max_size=1 << 20)
+    inflate = (time.perf_counter() - started) / count * 1e6
+    started = time.perf_counter()
+    for _ in range(count):
+        codec.compress(message)
+    deflate = (time.perf_counter() - started) / count * 1e6
+    size = len(codec.compress(message))
+    return (
+        f"480-byte chat message: inflate {inflate:.1f} µs, compress {deflate:.1f} µs"
+        f" (to {size} bytes), zlib {zlib.ZLIB_RUNTIME_VERSION}"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--codec", action="store_true", help="time the codec alone")
     args = parser.parse_args()
+    if args.codec:
+        print(codec_timing())
+        return 0
     lines = [
         "| setting | negotiated | idle KB per connection | after one message KB per connection"
         " | server µs per 32-byte message | server µs per 480-byte message |",
