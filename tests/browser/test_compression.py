@@ -10,7 +10,7 @@ import pytest
 
 from roost import Response, Roost
 from roost.testing import TestClient
-from tests.browser.test_chat import CHROMIUM, browser  # noqa: F401  (the browser fixture)
+from tests.browser.test_chat import CHROMIUM, TIMEOUT_MS, browser  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is needed")
 
@@ -54,6 +54,7 @@ def server() -> Iterator[TestClient]:
 
 def test_chromium_negotiates_and_round_trips(server: TestClient, browser) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     page = browser.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
     page.goto(f"http://127.0.0.1:{server.port}/")
     messages = ["short", "a longer message that roost compresses " * 20, "é✓" * 400]
     extensions, got = page.evaluate("(m) => window.talk(m)", messages)

@@ -13,8 +13,8 @@ import websockets
 
 from roost import Roost, WebSocketOptions
 from roost.server.websocket import WebSocketChannel
-from tests.hub.fakes import eventually
 from tests.raw_ws import client_frame, connect, read_frame, read_raw_frame
+from tests.timing import eventually
 
 TAIL = b"\x00\x00\xff\xff"
 #: What Chromium sends (and the websockets client too, by default).
@@ -225,12 +225,13 @@ async def test_compression_off(serve) -> None:  # type: ignore[no-untyped-def]
         ("client_max_window_bits", 16, "client_max_window_bits must be an integer from 9 to 15"),
         ("compression_level", 0, "compression_level must be an integer from 1 to 9"),
         ("compression_mem_level", 10, "compression_mem_level must be an integer from 1 to 9"),
-        ("compression_idle_timeout", 0, "compression_idle_timeout must be positive"),
-        ("compression_idle_timeout", "1", "compression_idle_timeout must be a number or None"),
-        ("compression_idle_timeout", True, "compression_idle_timeout must be a number or None"),
+        ("compression_idle_timeout", 0, "compression_idle_timeout must be a number > 0 or None"),
+        ("compression_idle_timeout", "1", "compression_idle_timeout must be a number > 0 or"),
+        ("compression_idle_timeout", True, "compression_idle_timeout must be a number > 0 or"),
     ],
 )
 def test_every_setting_is_validated(option: str, value: object, message: str) -> None:
+    message = f"WebSocketOptions.{message}"
     with pytest.raises(ValueError, match=message):
         WebSocketOptions(**{option: value})  # type: ignore[arg-type]
     app = Roost(__file__)

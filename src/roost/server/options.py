@@ -105,13 +105,14 @@ class WebSocketOptions:
         if self.slow_consumer not in ("close", "drop"):
             raise ValueError("slow_consumer must be 'close' or 'drop'")
         if not isinstance(self.compression, bool):
-            raise ValueError(f"compression must be True or False, not {self.compression!r}")
-        idle = self.compression_idle_timeout
-        if idle is not None and (isinstance(idle, bool) or not (isinstance(idle, int | float))):
-            raise ValueError(f"compression_idle_timeout must be a number or None, not {idle!r}")
-        if idle is not None and not idle > 0:
-            raise ValueError(f"compression_idle_timeout must be positive, not {idle!r}")
-        self.deflate_settings()  # raises ValueError for a compression setting out of range
+            raise ValueError(
+                f"WebSocketOptions.compression must be True or False, not {self.compression!r}"
+            )
+        _require(self, "compression_idle_timeout", "time", none=True)
+        try:
+            self.deflate_settings()
+        except ValueError as exc:  # a compression setting out of range: name it as ours
+            raise ValueError(f"WebSocketOptions.{exc}") from None
 
     def deflate_settings(self) -> DeflateSettings:
         """The permessage-deflate settings these options give."""
