@@ -7,6 +7,13 @@ being the bottleneck. Server CPU is read from /proc over exactly the measured wi
     python loadgen.py echo   --port P --pid PID [--connections 64 --size 32 --seconds 5]
     python loadgen.py fanout --port P --pid PID [--subscribers 1000 --seconds 5]
     python loadgen.py scale  --port P --pid PID [--connections 10000]
+    python loadgen.py memory --port P --pid PID [--connections 2000 --size 480]
+
+``--deflate`` makes every connection a browser-like client: it offers permessage-deflate as
+Chromium does (``permessage-deflate; client_max_window_bits``), compresses every message it
+sends (zlib, memLevel 8, the window the server allows, context takeover unless the server
+asks for none) and parses and inflates what it receives. Without it replies of a known size
+are counted by bytes.
 
 Each prints one JSON object with its figures.
 """
@@ -23,11 +30,38 @@ import resource
 import struct
 import sys
 import time
+import zlib
 
 import uvloop
 
 MASK = b"\x11\x22\x33\x44"
 TICK = os.sysconf("SC_CLK_TCK")
+#: What Chromium offers (the websockets client offers the same by default).
+CHROMIUM_OFFER = "permessage-deflate; client_max_window_bits"
+TAIL = b"\x00\x00\xff\xff"
+
+
+def chat_message(size: int) -> bytes:
+    """A chat-like JSON text message of ``size`` bytes (at least 100), as a browser app
+    would send: a few fields, then words."""
+    if size < 100:
+        raise SystemExit("--chat needs --size 100 or more")
+    words = (
+        "the quick brown fox jumps over the lazy dog while everyone in the room keeps "
+        "talking about the weather the match last night and what to have for lunch today "
+    )
+    head = '{"type":"message","room":"general","from":"user-0042","text":"'
+    body = (words * (size // len(words) + 1))[: size - len(head) - 2]
+    return (head + body + '"}').encode()
+
+
+def offered_params(header: str) -> dict[str, int | bool]:
+    """The permessage-deflate parameters of a server's response header."""
+    params: dict[str, int | bool] = {}
+    for part in header.split(";")[1:]:
+        name, _, value = part.strip().partition("=")
+        params[name.strip()] = int(value) if value else True
+    return params
 
 
 def _cpu(pid: int) -> float:
@@ -68,14 +102,15 @@ def client_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def masked_frame(payload: bytes) -> bytes:
+def masked_frame(payload: bytes, rsv1: bool = False) -> bytes:
     n = len(payload)
+    b0 = 0xC1 if rsv1 else 0x81
     if n < 126:
-        head = bytes((0x81, 0x80 | n))
+        head = bytes((b0, 0x80 | n))
     elif n < 65536:
-        head = struct.pack("!BBH", 0x81, 0x80 | 126, n)
+        head = struct.pack("!BBH", b0, 0x80 | 126, n)
     else:
-        head = struct.pack("!BBQ", 0x81, 0x80 | 127, n)
+        head = struct.pack("!BBQ", b0, 0x80 | 127, n)
     masked = int.from_bytes(payload, "big") ^ int.from_bytes((MASK * (n // 4 + 1))[:n], "big")
     return head + MASK + masked.to_bytes(n, "big")
 
@@ -92,27 +127,72 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class Client(asyncio.Protocol):
-    """One connection: handshake, then count replies of a known length."""
+    """One connection: handshake, then count replies of a known length; or, with ``deflate``,
+    offer permessage-deflate and parse every reply (``message`` holds the last one)."""
 
-    def __init__(self, path: str, expect: int, on_reply, keep_data: bool = False) -> None:  # type: ignore[no-untyped-def]
+    def __init__(  # type: ignore[no-untyped-def]
+        self, path: str, expect: int, on_reply, keep_data: bool = False, deflate: bool = False
+    ) -> None:
         self.path = path
         self.expect = expect
         self.on_reply = on_reply
         self.keep_data = keep_data
+        self.offer = deflate
         self.ready = asyncio.get_running_loop().create_future()
         self.head = b""
         self.pending = 0
         self.data = bytearray()
         self.transport: asyncio.Transport | None = None
+        self.extensions = ""  # the server's Sec-WebSocket-Extensions answer
+        self.parse = deflate  # parse frames (needed once compression may be negotiated)
+        self.message = b""
+        self._compressor: zlib._Compress | None = None
+        self._client_nct = False
+        self._cached: bytes | None = None
+        self._inflater: zlib._Decompress | None = None
+        self._server_nct = False
+        self._server_bits = 15
 
     def connection_made(self, transport) -> None:  # type: ignore[no-untyped-def]
         self.transport = transport
         key = base64.b64encode(os.urandom(16)).decode()
+        offer = f"Sec-WebSocket-Extensions: {CHROMIUM_OFFER}\r\n" if self.offer else ""
         transport.write(
             f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n{offer}"
             "Sec-WebSocket-Version: 13\r\n\r\n".encode()
         )
+
+    def _negotiated(self, head: bytes) -> None:
+        for line in head.decode("latin-1").split("\r\n"):
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "sec-websocket-extensions":
+                self.extensions = value.strip()
+        if not self.extensions.startswith("permessage-deflate"):
+            return
+        params = offered_params(self.extensions)
+        self._server_nct = bool(params.get("server_no_context_takeover"))
+        self._server_bits = int(params.get("server_max_window_bits", 15))
+        self._client_nct = bool(params.get("client_no_context_takeover"))
+        client_bits = int(params.get("client_max_window_bits", 15))
+        # Chromium's deflater: zlib's default level, memLevel 8, the window the server named.
+        self._compressor = zlib.compressobj(
+            zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -max(client_bits, 9), 8
+        )
+
+    def frame(self, payload: bytes) -> bytes:
+        """The masked frame of a text message, compressed when deflate was negotiated."""
+        compressor = self._compressor
+        if compressor is None:
+            return masked_frame(payload)
+        if self._client_nct and self._cached is not None and self._cached[0] == payload:
+            return self._cached[1]  # the same message on its own compresses the same
+        data = (compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+        frame = masked_frame(data, rsv1=True)
+        if self._client_nct:
+            compressor.flush(zlib.Z_FULL_FLUSH)  # the next message may not refer back
+            self._cached = (payload, frame)  # type: ignore[assignment]
+        return frame
 
     def data_received(self, data: bytes) -> None:
         if not self.ready.done():
@@ -123,17 +203,49 @@ class Client(asyncio.Protocol):
             if not self.head.startswith(b"HTTP/1.1 101"):
                 self.ready.set_exception(RuntimeError(self.head[:80].decode(errors="replace")))
                 return
+            self._negotiated(self.head[:end])
             data = self.head[end + 4 :]
             self.head = b""
             self.ready.set_result(None)
             if not data:
                 return
+        if self.parse:
+            self._frames(data)
+            return
         if self.keep_data:
             self.data += data
         self.pending += len(data)
         while self.pending >= self.expect:
             self.pending -= self.expect
             self.on_reply(self)
+
+    def _frames(self, data: bytes) -> None:
+        buf = self.data
+        buf += data
+        pos = 0
+        while len(buf) - pos >= 2:
+            b0, n = buf[pos], buf[pos + 1] & 0x7F
+            start = pos + 2
+            if n == 126:
+                if len(buf) - pos < 4:
+                    break
+                n, start = struct.unpack_from("!H", buf, pos + 2)[0], pos + 4
+            elif n == 127:
+                if len(buf) - pos < 10:
+                    break
+                n, start = struct.unpack_from("!Q", buf, pos + 2)[0], pos + 10
+            if len(buf) < start + n:
+                break
+            payload = bytes(buf[start : start + n])
+            pos = start + n
+            if b0 & 0x40:
+                inflater = self._inflater or zlib.decompressobj(-self._server_bits)
+                payload = inflater.decompress(payload + TAIL)
+                self._inflater = None if self._server_nct else inflater
+            if b0 & 0x0F in (1, 2):
+                self.message = payload
+                self.on_reply(self)
+        del buf[:pos]
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.ready.done():
@@ -148,6 +260,7 @@ async def connect_many(
     on_reply,
     batch=500,  # type: ignore[no-untyped-def]
     keep=lambda i: False,
+    deflate: bool = False,
 ) -> list[Client]:  # type: ignore[no-untyped-def]
     loop = asyncio.get_running_loop()
     clients: list[Client] = []
@@ -155,7 +268,9 @@ async def connect_many(
         made = await asyncio.gather(
             *(
                 loop.create_connection(
-                    lambda i=i: Client(path, expect, on_reply, keep(i)), "127.0.0.1", port
+                    lambda i=i: Client(path, expect, on_reply, keep(i), deflate),
+                    "127.0.0.1",
+                    port,
                 )
                 for i in range(start, min(count, start + batch))
             )
@@ -166,8 +281,14 @@ async def connect_many(
     return clients
 
 
+def payload_for(args: argparse.Namespace) -> bytes:
+    """The message the clients send: ``--size`` bytes of x, or of chat-like JSON (``--chat``)."""
+    return chat_message(args.size) if args.chat else b"x" * args.size
+
+
 async def echo(args: argparse.Namespace) -> dict[str, object]:
-    frame = masked_frame(b"x" * args.size)
+    payload = payload_for(args)
+    frame = masked_frame(payload)
     measuring = False
     count = 0
     latencies: list[float] = []
@@ -181,14 +302,19 @@ async def echo(args: argparse.Namespace) -> dict[str, object]:
             if count % 7 == 0:
                 latencies.append((now() - sent_at[client]) / 1e3)
         sent_at[client] = now()
-        client.transport.write(frame)  # type: ignore[union-attr]
+        client.transport.write(client.frame(payload) if args.deflate else frame)  # type: ignore[union-attr]
 
     clients = await connect_many(
-        args.port, "/echo", args.connections, reply_length(args.size), on_reply
+        args.port,
+        "/echo",
+        args.connections,
+        reply_length(len(payload)),
+        on_reply,
+        deflate=args.deflate,
     )
     for client in clients:
         sent_at[client] = now()
-        client.transport.write(frame)  # type: ignore[union-attr]
+        client.transport.write(client.frame(payload) if args.deflate else frame)  # type: ignore[union-attr]
     await asyncio.sleep(args.warmup)
     measuring = True
     cpu0, t0, c0 = server_cpu(args.pid), time.perf_counter(), client_cpu()
@@ -199,6 +325,7 @@ async def echo(args: argparse.Namespace) -> dict[str, object]:
         client.transport.abort()  # type: ignore[union-attr]
     elapsed = t1 - t0
     return {
+        "negotiated": clients[0].extensions or "none",
         "messages_per_s": count / elapsed,
         "messages_per_server_cpu_s": count / max(cpu1 - cpu0, 1e-9),
         "server_cpu_share": (cpu1 - cpu0) / elapsed,
@@ -209,8 +336,10 @@ async def echo(args: argparse.Namespace) -> dict[str, object]:
 
 
 async def fanout(args: argparse.Namespace) -> dict[str, object]:
-    size = 32
+    size = args.size
     expect = reply_length(size)
+    header = expect - size
+    body = payload_for(args)[20:]
     received = 0
     measuring = False
     latencies: list[float] = []
@@ -220,20 +349,34 @@ async def fanout(args: argparse.Namespace) -> dict[str, object]:
         nonlocal received
         if measuring:
             received += 1
-        if client.keep_data and len(client.data) >= expect:
-            stamp = int(client.data[2:22])
+        if not client.keep_data:
+            return
+        if client.parse:
+            stamp = int(client.message[:20])
+        elif len(client.data) >= expect:
+            stamp = int(client.data[header : header + 20])
             del client.data[:expect]
-            if measuring:
-                latencies.append((now() - stamp) / 1e3)
+        else:
+            return
+        if measuring:
+            latencies.append((now() - stamp) / 1e3)
 
     subscribers = await connect_many(
-        args.port, "/fanout", args.subscribers, expect, on_delivery, keep=lambda i: i % 50 == 0
+        args.port,
+        "/fanout",
+        args.subscribers,
+        expect,
+        on_delivery,
+        keep=lambda i: i % 50 == 0,
+        deflate=args.deflate,
     )
 
     def on_own_copy(client: Client) -> None:
-        client.transport.write(masked_frame(b"%020d" % now() + b"." * 12))  # type: ignore[union-attr]
+        client.transport.write(client.frame(b"%020d" % now() + body))  # type: ignore[union-attr]
 
-    (publisher,) = await connect_many(args.port, "/fanout", 1, expect, on_own_copy)
+    (publisher,) = await connect_many(
+        args.port, "/fanout", 1, expect, on_own_copy, deflate=args.deflate
+    )
     subscribers_count = len(subscribers) + 1  # the publisher receives its copies too
     for _ in range(args.window):
         on_own_copy(publisher)
@@ -248,6 +391,7 @@ async def fanout(args: argparse.Namespace) -> dict[str, object]:
         client.transport.abort()  # type: ignore[union-attr]
     elapsed = t1 - t0
     return {
+        "negotiated": publisher.extensions or "none",
         "connections": subscribers_count,
         "deliveries_per_s": received / elapsed,
         "deliveries_per_server_cpu_s": received / max(cpu1 - cpu0, 1e-9),
@@ -277,9 +421,50 @@ async def scale(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
+async def memory(args: argparse.Namespace) -> dict[str, object]:
+    """Server memory per connection: ``--connections`` idle connections, then after one
+    ``--size``-byte chat message from each (echoed back) once every echo has arrived."""
+    payload = chat_message(args.size)
+    echoed = 0
+    all_echoed = asyncio.get_running_loop().create_future()
+
+    def on_reply(client: Client) -> None:
+        nonlocal echoed
+        echoed += 1
+        if echoed == args.connections and not all_echoed.done():
+            all_echoed.set_result(None)
+
+    await asyncio.sleep(0.5)
+    rss0 = server_rss(args.pid)
+    clients = await connect_many(
+        args.port,
+        "/echo",
+        args.connections,
+        reply_length(len(payload)),
+        on_reply,
+        batch=250,
+        deflate=args.deflate,
+    )
+    await asyncio.sleep(2.0)  # let the server settle before reading its memory
+    rss1 = server_rss(args.pid)
+    for client in clients:
+        client.transport.write(client.frame(payload))  # type: ignore[union-attr]
+    await asyncio.wait_for(all_echoed, 60)
+    await asyncio.sleep(2.0)
+    rss2 = server_rss(args.pid)
+    for client in clients:
+        client.transport.abort()  # type: ignore[union-attr]
+    return {
+        "negotiated": clients[0].extensions or "none",
+        "connections": len(clients),
+        "idle_kb_per_connection": (rss1 - rss0) / len(clients) / 1024,
+        "after_message_kb_per_connection": (rss2 - rss0) / len(clients) / 1024,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["echo", "fanout", "scale"])
+    parser.add_argument("mode", choices=["echo", "fanout", "scale", "memory"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--pid", type=int, required=True, help="the server's pid, for its CPU")
     parser.add_argument("--connections", type=int, default=64)
@@ -288,10 +473,13 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=4, help="fan-out messages in flight")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--deflate", action="store_true", help="offer permessage-deflate")
+    parser.add_argument("--chat", action="store_true", help="send chat-like JSON text")
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    result = uvloop.run({"echo": echo, "fanout": fanout, "scale": scale}[args.mode](args))
+    modes = {"echo": echo, "fanout": fanout, "scale": scale, "memory": memory}
+    result = uvloop.run(modes[args.mode](args))
     json.dump(result, sys.stdout)
     print()
 

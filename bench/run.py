@@ -2,6 +2,11 @@
 
     python bench/run.py            # 3 interleaved rounds (about 10 minutes)
     python bench/run.py --quick    # 1 short round, to check that everything runs
+    python bench/run.py --only "memory" "memory, deflate" --rounds 1   # some measurements
+
+Measurements whose name ends in ", deflate" use browser-like clients that offer
+permessage-deflate as Chromium does (``loadgen.py --deflate``); every server here negotiates
+it when offered if it supports it, as it would in production.
 
 Each server runs pinned to CPU 0 (taskset -c 0), the load generator to CPU 1. In each round
 every measurement runs once per server, servers in a rotating order, each on a fresh process.
@@ -15,6 +20,7 @@ import json
 import os
 import platform
 import resource
+import shlex
 import socket
 import statistics
 import subprocess
@@ -33,12 +39,29 @@ SERVERS = {
     "uvicorn+Starlette": (PY, "starlette_server.py"),
     "aiohttp": (PY, "aiohttp_server.py"),
     "picows (raw)": (PY, "picows_server.py"),
+    "websockets 17": (PY, "websockets_server.py"),
 }
+CHAT = ["--size", "480", "--chat"]
+FANOUT_CHAT = ["fanout", "--subscribers", "1000", "--window", "16", *CHAT]
 MEASUREMENTS = {
     "echo 32 B": ["echo", "--connections", "64", "--size", "32"],
     "echo 64 KiB": ["echo", "--connections", "64", "--size", "65536"],
     "fan-out": ["fanout", "--subscribers", "1000", "--window", "16"],
     "scale": ["scale", "--connections", "10000"],
+    "memory": ["memory", "--connections", "2000", "--size", "480"],
+    "memory, deflate": ["memory", "--connections", "2000", "--size", "480", "--deflate"],
+    "echo 480 B": ["echo", "--connections", "64", *CHAT],
+    "echo 480 B, deflate": ["echo", "--connections", "64", *CHAT, "--deflate"],
+    "fan-out 480 B": ["fanout", "--subscribers", "1000", "--window", "16", *CHAT],
+    "fan-out 480 B, deflate": [
+        "fanout",
+        "--subscribers",
+        "1000",
+        "--window",
+        "16",
+        *CHAT,
+        "--deflate",
+    ],
 }
 
 
@@ -116,6 +139,8 @@ def measure(name: str, args: list[str], seconds: float) -> dict[str, float]:
 
 def median(results: list[dict[str, float]], key: str) -> float:
     values = [r[key] for r in results if key in r and r[key] == r[key]]
+    if values and isinstance(values[0], str):
+        return values[0]  # type: ignore[return-value]  # what was negotiated: one value
     return statistics.median(values) if values else float("nan")
 
 
@@ -134,6 +159,97 @@ def machine() -> str:
                 break
     python = platform.python_version()
     return f"{model}, {os.cpu_count()} cores, Linux {platform.release()}, Python {python}"
+
+
+def compression_tables(med: dict[str, dict[str, dict[str, float]]], lines: list[str]) -> None:
+    """The memory, echo and fan-out tables with and without permessage-deflate."""
+
+    def negotiated(figures: dict[str, float]) -> str:
+        value = str(figures.get("negotiated", "n/a"))
+        return "none" if value == "none" else f"`{value}`"
+
+    if any(m.endswith(", deflate") for m in med):
+        lines += [
+            "## Compression (permessage-deflate)",
+            "",
+            "Browsers always offer permessage-deflate. The *deflate* measurements use clients"
+            " that offer it as Chromium does (`loadgen.py --deflate`), compress every message"
+            " they send and inflate every reply; each server negotiates it when offered if it"
+            " can, with its own defaults.",
+            "",
+        ]
+    if "memory" in med or "memory, deflate" in med:
+        lines += [
+            "### Memory per connection, with and without compression",
+            "",
+            "2,000 connections opened (250 at a time) and held; server RSS read 2 s later"
+            " (*idle*), then again 2 s after each connection sent one 480-byte chat message"
+            " (JSON text) and got its echo (*after one message*). *Offered* is what the clients"
+            " sent: nothing, or Chromium's `permessage-deflate; client_max_window_bits`;"
+            " *negotiated* is the server's answer.",
+            "",
+            "| server | offered | negotiated | idle KB per connection"
+            " | after one message KB per connection |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for server in SERVERS:
+            for measurement, offered in (("memory", "none"), ("memory, deflate", "Chromium's")):
+                figures = med.get(measurement, {}).get(server)
+                if not figures:
+                    continue
+                lines.append(
+                    f"| {server} | {offered} | {negotiated(figures)}"
+                    f" | {fmt(figures.get('idle_kb_per_connection', float('nan')), 1)}"
+                    f" | {fmt(figures.get('after_message_kb_per_connection', float('nan')), 1)} |"
+                )
+        lines.append("")
+    for title, plain, deflate, unit, note in (
+        (
+            "Echo, 480-byte chat messages, with and without compression",
+            "echo 480 B",
+            "echo 480 B, deflate",
+            "messages",
+            "64 connections as in the echo above, each sending a 480-byte chat message (JSON"
+            " text). With *deflate* the clients offer permessage-deflate as Chromium does,"
+            " compress every message they send (as Chromium does) and inflate every reply.",
+        ),
+        (
+            "Fan-out, 480-byte chat messages, with and without compression",
+            "fan-out 480 B",
+            "fan-out 480 B, deflate",
+            "deliveries",
+            "1,000 subscribers and one publisher as in the fan-out above, with 480-byte chat"
+            " messages; *deflate* as in the echo table.",
+        ),
+    ):
+        if plain not in med and deflate not in med:
+            continue
+        lines += [
+            f"### {title}",
+            "",
+            note,
+            "",
+            f"| server | compression negotiated | {unit} per server CPU-s | {unit}/s | p50 µs"
+            " | p99 µs | server CPU | client CPU |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for server in SERVERS:
+            for measurement in (plain, deflate):
+                figures = med.get(measurement, {}).get(server)
+                if not figures:
+                    continue
+                on = str(figures.get("negotiated", "none")) != "none"
+                cells = [
+                    fmt(figures.get(f"{unit}_per_server_cpu_s", float("nan"))),
+                    fmt(figures.get(f"{unit}_per_s", float("nan"))),
+                    fmt(figures.get("p50_us", float("nan"))),
+                    fmt(figures.get("p99_us", float("nan"))),
+                    fmt(figures.get("server_cpu_share", float("nan")), 2),
+                    fmt(figures.get("client_cpu_share", float("nan")), 2),
+                ]
+                offered = "yes" if on else ("no" if measurement == plain else "offered, refused")
+                lines.append(f"| {server} | {offered} | " + " | ".join(cells) + " |")
+        lines.append("")
 
 
 def write_report(
@@ -211,6 +327,7 @@ def write_report(
         ],
         "10,000 connections opened (250 at a time) and held; server memory read after 2 s.",
     )
+    compression_tables(med, lines)
     checks = []
     r = med.get("echo 32 B", {})
     if "roost" in r and robyn in r:
@@ -253,6 +370,21 @@ def write_report(
                 s["roost"]["handshakes_per_server_cpu_s"] / s[robyn]["handshakes_per_server_cpu_s"]
             )
             checks.append(("handshakes per server CPU-s ≥ Robyn", ratio >= 1, f"{ratio:.2f}×"))
+    for measurement, kb, label in (
+        ("memory, deflate", "idle_kb_per_connection", "idle"),
+        ("memory, deflate", "after_message_kb_per_connection", "after one message each"),
+    ):
+        figures = med.get(measurement, {}).get("roost")
+        if figures is not None:
+            bound = 16 if label == "idle" else 24
+            value = figures[kb]
+            checks.append(
+                (
+                    f"memory with permessage-deflate, {label}: ≤ {bound} KB per connection",
+                    value <= bound,
+                    f"{value:.1f} KB",
+                )
+            )
     lines += [
         "## Targets (single roost process)",
         "",
@@ -297,7 +429,11 @@ def main() -> int:
     out_dir = HERE / "results"
     out_dir.mkdir(exist_ok=True)
     (out_dir / f"raw-{int(time.time())}.json").write_text(json.dumps(results, indent=1))
-    command = "make bench" if not args.quick else "python bench/run.py --quick"
+    command = (
+        "make bench"
+        if len(sys.argv) == 1
+        else "bench/.venv/bin/python bench/run.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    )
     for line in write_report(results, rounds, command, Path(args.out)):
         print(line)
     return 0

@@ -41,13 +41,19 @@ def client_frame(
 
 async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     """The next server frame: (opcode, payload)."""
+    b0, payload = await read_raw_frame(reader)
+    return b0 & 0x0F, payload
+
+
+async def read_raw_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """The next server frame: (its first byte, with FIN, RSV1 and the opcode; payload)."""
     b0, b1 = await asyncio.wait_for(reader.readexactly(2), seconds(TIMEOUT))
     length = b1 & 0x7F
     if length == 126:
         (length,) = struct.unpack("!H", await reader.readexactly(2))
     elif length == 127:
         (length,) = struct.unpack("!Q", await reader.readexactly(8))
-    return b0 & 0x0F, await reader.readexactly(length)
+    return b0, await reader.readexactly(length)
 
 
 async def read_close(reader: asyncio.StreamReader) -> int:

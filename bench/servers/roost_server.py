@@ -1,19 +1,31 @@
-"""roost: /echo echoes text; /fanout broadcasts every message to every connection."""
+"""roost: /echo echoes text; /fanout broadcasts every message to every connection.
 
+    python roost_server.py PORT [OPTION=VALUE ...]
+
+OPTION=VALUE pairs are WebSocket endpoint options for both endpoints (Python literals, such as
+``server_no_context_takeover=False`` or ``compression_mem_level=8``).
+"""
+
+import ast
 import sys
 
 from roost import Roost
 
+options = {"ping_interval": None}
+for pair in sys.argv[2:]:
+    name, _, value = pair.partition("=")
+    options[name] = ast.literal_eval(value)
+
 app = Roost(__file__)
 
 
-@app.websocket("/echo", ping_interval=None)
+@app.websocket("/echo", **options)
 async def echo(websocket):
     while True:
         await websocket.send_text(await websocket.receive_text())
 
 
-@app.websocket("/fanout", ping_interval=None)
+@app.websocket("/fanout", **options)
 async def fanout(websocket):
     while True:
         await websocket.broadcast(await websocket.receive_text())

@@ -1,4 +1,6 @@
-"""uvicorn + Starlette: /echo echoes text; /fanout sends to every connection in a loop."""
+"""uvicorn + Starlette: /echo echoes text; /fanout sends to every connection in a loop.
+
+permessage-deflate is uvicorn's default: negotiated when a client offers it."""
 
 import sys
 
@@ -47,5 +49,5 @@ if __name__ == "__main__":
         ws="websockets",
         log_level="warning",
         ws_ping_interval=None,
-        ws_per_message_deflate=False,
+        ws_per_message_deflate=True,  # uvicorn's default: negotiated when a client offers it
     )

@@ -16,7 +16,6 @@ from roost.auth import AuthenticationNotConfiguredError
 from roost.calls import Caller
 from roost.hub.hub import Hub
 from roost.params import resolve
-from roost.protocol.deflate import PerMessageDeflate
 from roost.protocol.errors import HttpError
 from roost.protocol.handshake import (
     accept_response,
@@ -179,8 +178,12 @@ class Dispatcher:
         endpoint = admitted.endpoint
         key = request.headers.get("sec-websocket-key") or ""
         subprotocol = select_subprotocol(request.headers, endpoint.subprotocols)
-        deflate_params = select_deflate(request.headers) if endpoint.options.compression else None
-        deflate = PerMessageDeflate(deflate_params) if deflate_params is not None else None
+        compression = endpoint.compression  # None when the endpoint turned it off
+        deflate_params = deflate = None
+        if compression is not None:
+            deflate_params = select_deflate(request.headers, compression.settings)
+            if deflate_params is not None:
+                deflate = compression.codec(deflate_params)
         channel = conn.upgrade(
             accept_response(key, subprotocol=subprotocol, deflate=deflate_params),
             options=endpoint.options,

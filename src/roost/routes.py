@@ -14,6 +14,7 @@ from roost.auth import AuthenticationHandler
 from roost.middleware import CORS, Middlewares
 from roost.origins import OriginPolicy
 from roost.params import Param
+from roost.protocol.deflate import Compression
 from roost.protocol.handshake import check_subprotocols
 from roost.protocol.http import Headers
 from roost.routing import Pattern, Router
@@ -117,7 +118,8 @@ Callback = Callable[..., Any]
 class WebSocketEndpoint:
     """What ``@app.websocket(path)`` returns: the handler, plus ``on_connect``, ``on_close``
     and ``before_connect`` decorators for its callbacks. A ``subprotocols`` name that is not
-    a token raises ValueError."""
+    a token raises ValueError. ``compression`` is the endpoint's permessage-deflate (None
+    when its options turn it off)."""
 
     def __init__(
         self,
@@ -135,6 +137,8 @@ class WebSocketEndpoint:
         self.scopes = scopes
         self.handler = handler
         self.options = options
+        # The endpoint's permessage-deflate, with the deflater its connections share.
+        self.compression = Compression(options.deflate_settings()) if options.compression else None
         self.subprotocols = check_subprotocols(subprotocols)
         self.origins = origins
         self.router_dependencies = router_dependencies if router_dependencies is not None else {}

@@ -14,7 +14,7 @@ class FakeChannel:
         self.sent: list[str | bytes] = []
         self.closed: tuple[int, str] | None = None
 
-    def send_nowait(self, message: str | bytes, frame: bytes | None = None) -> bool:
+    def send_nowait(self, message: str | bytes, shared: object = None) -> bool:
         self.sent.append(message)
         return True
 

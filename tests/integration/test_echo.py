@@ -60,7 +60,7 @@ async def test_messages_compressed_with_bfinal_blocks(serve) -> None:  # type: i
         )
         assert b"permessage-deflate" in head
         inflater = zlib.decompressobj(-15)  # the server's messages share one window
-        for text in ["first", "second", "third"]:
+        for text in [word * 60 for word in ["first", "second", "third"]]:  # over the threshold
             sender = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
             payload = sender.compress(text.encode()) + sender.flush(zlib.Z_FINISH)
             writer.write(client_frame(1, payload, rsv1=True))

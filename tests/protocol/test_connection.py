@@ -7,8 +7,13 @@ import zlib
 
 import pytest
 
-from roost.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE, State, WebSocketConnection
-from roost.protocol.deflate import DeflateParams, PerMessageDeflate
+from roost.protocol.connection import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    SharedMessage,
+    State,
+    WebSocketConnection,
+)
+from roost.protocol.deflate import Compression, DeflateParams, DeflateSettings, PerMessageDeflate
 from roost.protocol.errors import InvalidState
 from roost.protocol.events import Closed, Ping, Pong
 from roost.protocol.frames import decode_close_payload
@@ -490,6 +495,80 @@ class TestCompressedMessages:
             conn.receive_eof()
         assert conn.state is State.CLOSED
         assert conn.deflate is None
+
+
+class TestCompressionThreshold:
+    """RFC 7692 section 6: compression is chosen message by message; roost sends messages
+    shorter than the codec's threshold uncompressed (RSV1 unset)."""
+
+    def test_short_messages_go_out_uncompressed(self) -> None:
+        conn = deflating()
+        assert conn.deflate is not None and conn.deflate.threshold == 256
+        assert conn.send_text("x" * 255) == b"\x81\x7e\x00\xff" + b"x" * 255
+        assert conn.send_binary(b"\x00" * 10) == b"\x82\x0a" + b"\x00" * 10
+        assert conn.deflate.contexts == 0  # nothing was compressed, nothing was created
+        out = conn.send_text("x" * 256)
+        assert out[0] == 0xC1
+        assert zlib.decompressobj(-15).decompress(out[2:] + TAIL) == b"x" * 256
+
+    def test_threshold_counts_encoded_bytes(self) -> None:
+        settings = DeflateSettings(compression_threshold=4)
+        conn = server(deflate=PerMessageDeflate(DeflateParams(), settings))
+        assert conn.send_text("é") == b"\x81\x02" + "é".encode()  # 2 bytes: under 4
+        assert conn.send_text("éé")[0] == 0xC1  # 4 bytes
+
+    def test_zero_compresses_everything(self) -> None:
+        conn = server(
+            deflate=PerMessageDeflate(DeflateParams(), DeflateSettings(compression_threshold=0))
+        )
+        assert conn.send_text("")[:3] == b"\xc1\x01\x00"
+
+
+class TestSharedMessages:
+    """A broadcast encodes its frame once, and compresses it once for all connections without
+    server context takeover that share a deflater."""
+
+    def test_plain_connections_share_the_frame(self) -> None:
+        message = SharedMessage("hello")
+        assert message.frame == b"\x81\x05hello"
+        assert server().send_shared(message) is message.frame
+        short = SharedMessage(b"\x01\x02")
+        assert deflating().send_shared(short) is short.frame  # under the threshold
+
+    def test_compressed_once_for_connections_without_context_takeover(self) -> None:
+        compression = Compression()
+        params = DeflateParams(True, True, 12, 12)
+        conns = [server(deflate=compression.codec(params)) for _ in range(3)]
+        message = SharedMessage("hello " * 100)
+        frames = [conn.send_shared(message) for conn in conns]
+        assert frames[0][0] == 0xC1 and frames[1] is frames[0] and frames[2] is frames[0]
+        deflater = conns[0].deflate.shared_deflater  # type: ignore[union-attr]
+        assert deflater is not None and deflater.messages == 1
+        assert zlib.decompressobj(-12).decompress(frames[0][2:] + TAIL) == b"hello " * 100
+        other = server(deflate=compression.codec(DeflateParams(True, True, 10, 12)))
+        assert other.send_shared(message) is not frames[0]  # another window: compressed again
+        assert other.deflate is not None and other.deflate.shared_deflater is not deflater
+        binary = SharedMessage(b"\x07" * 300)
+        assert conns[0].send_shared(binary)[0] == 0xC2
+        assert deflater.messages == 2
+
+    def test_connection_with_context_takeover_compresses_its_own(self) -> None:
+        conn = deflating()
+        message = SharedMessage("hello " * 100)
+        out = conn.send_shared(message)
+        assert out[0] == 0xC1 and conn.deflate is not None and conn.deflate.contexts == 1
+        assert zlib.decompressobj(-15).decompress(out[2:] + TAIL) == b"hello " * 100
+
+    def test_a_client_masks_its_own_frame(self) -> None:
+        client = server(client=True)
+        out = client.send_shared(SharedMessage("hi"))
+        assert out[:2] == b"\x81\x82" and xor(out[6:], out[2:6]) == b"hi"
+
+    def test_refused_once_closed(self) -> None:
+        conn = server()
+        conn.send_close()
+        with pytest.raises(InvalidState):
+            conn.send_shared(SharedMessage("late"))
 
 
 class TestClosingHandshake:

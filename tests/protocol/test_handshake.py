@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from roost.protocol.deflate import DeflateParams
+from roost.protocol.deflate import DeflateParams, DeflateSettings
 from roost.protocol.errors import HandshakeError, InvalidResponse
 from roost.protocol.handshake import (
     GUID,
@@ -203,7 +203,19 @@ class TestSelectDeflate:
                 ("Sec-WebSocket-Extensions", "permessage-deflate; server_max_window_bits=10"),
             ]
         )
-        assert select_deflate(hdrs) == DeflateParams(server_max_window_bits=10)
+        assert select_deflate(hdrs) == DeflateParams(True, True, 10, 15)
+
+    def test_on_the_servers_settings(self) -> None:
+        """Chromium's offer, answered on the default settings and on settings given."""
+        hdrs = headers(sec_websocket_extensions="permessage-deflate; client_max_window_bits")
+        assert select_deflate(hdrs) == DeflateParams(True, True, 12, 12)
+        settings = DeflateSettings(
+            server_no_context_takeover=False,
+            client_no_context_takeover=False,
+            server_max_window_bits=15,
+            client_max_window_bits=10,
+        )
+        assert select_deflate(hdrs, settings) == DeflateParams(False, False, 15, 10)
 
     def test_only_unacceptable_offers(self) -> None:
         hdrs = headers(sec_websocket_extensions="permessage-deflate; bogus")

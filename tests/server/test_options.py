@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from roost.protocol.deflate import DeflateSettings
 from roost.server.options import ServerOptions, WebSocketOptions
 
 
@@ -18,6 +19,11 @@ def test_defaults() -> None:
     assert (ws.max_outbound_buffer, ws.slow_consumer) == (4 * 1024 * 1024, "close")
     assert (ws.ping_interval, ws.ping_timeout, ws.idle_timeout) == (20.0, 20.0, None)
     assert (ws.close_timeout, ws.compression) == (10.0, True)
+    assert (ws.compression_threshold, ws.compression_idle_timeout) == (256, 30.0)
+    assert (ws.server_no_context_takeover, ws.client_no_context_takeover) == (True, True)
+    assert (ws.server_max_window_bits, ws.client_max_window_bits) == (12, 12)
+    assert (ws.compression_level, ws.compression_mem_level) == (6, 5)
+    assert ws.deflate_settings() == DeflateSettings()
     server = ServerOptions()
     assert (server.max_header_size, server.max_header_count) == (16 * 1024, 100)
     assert server.max_body_size == 10 * 1024 * 1024
@@ -65,6 +71,34 @@ def test_timers_may_be_turned_off() -> None:
 def test_websocket_option_out_of_range(name: str, value: object) -> None:
     with pytest.raises(ValueError, match=f"WebSocketOptions.{name} must be"):
         WebSocketOptions(**{name: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("compression", 1),
+        ("compression_threshold", -1),
+        ("compression_threshold", 1.5),
+        ("server_no_context_takeover", None),
+        ("client_no_context_takeover", "yes"),
+        ("server_max_window_bits", 8),
+        ("client_max_window_bits", 16),
+        ("compression_level", 0),
+        ("compression_mem_level", 10),
+        ("compression_idle_timeout", 0),
+        ("compression_idle_timeout", math.inf),
+    ],
+)
+def test_compression_option_out_of_range(name: str, value: object) -> None:
+    with pytest.raises(ValueError, match=rf"WebSocketOptions.{name} must be .*, not {value!r}"):
+        WebSocketOptions(**{name: value})  # type: ignore[arg-type]
+
+
+def test_compression_options_give_its_settings() -> None:
+    options = WebSocketOptions(compression_level=1, server_no_context_takeover=False)
+    assert options.deflate_settings() == DeflateSettings(
+        compression_level=1, server_no_context_takeover=False
+    )
 
 
 def test_slow_consumer_policy_must_be_known() -> None:

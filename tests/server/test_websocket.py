@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
+from roost.protocol.connection import SharedMessage
 from roost.protocol.errors import InvalidState, WebSocketDisconnect
 from roost.server.http import HttpConnection
 from roost.server.options import WebSocketOptions
@@ -164,7 +165,7 @@ async def test_send_nowait_writes_once_at_the_end_of_the_turn(
     ws.t.buffer_size = 10
     assert ws.channel.send_nowait("a")
     assert ws.channel.send_nowait(b"b")
-    assert ws.channel.send_nowait("ignored", frame=b"\x81\x01c")  # shared, already encoded
+    assert ws.channel.send_nowait("ignored", SharedMessage("c"))  # shared, already encoded
     assert ws.t.writes == []
     assert ws.channel.buffered == 10 + 3 * 3
     await ws.t.until(lambda: bool(ws.t.writes))

@@ -3,15 +3,8 @@ the replicated index of other nodes' connections (``RemotePresence``)."""
 
 from __future__ import annotations
 
-from roost.protocol.frames import Opcode, encode_frame
+from roost.protocol.connection import SharedMessage
 from roost.server.websocket import WebSocketChannel
-
-
-def encode_once(message: str | bytes) -> bytes:
-    """The unmasked, uncompressed frame for ``message``, to write to many connections."""
-    if isinstance(message, str):
-        return encode_frame(Opcode.TEXT, message.encode("utf-8"))
-    return encode_frame(Opcode.BINARY, bytes(message))
 
 
 class Registry:
@@ -107,19 +100,22 @@ class Registry:
         """Send to every local connection of ``endpoint`` (or of its ``room``); the count sent.
 
         The frame is encoded once and the same bytes are written to every connection that
-        did not negotiate compression.
+        did not negotiate compression (or for which the message is under the compression
+        threshold). For connections that negotiated compression without server context
+        takeover, the message is compressed once per window size agreed, and that frame is
+        shared too; a connection with context takeover compresses its own.
         """
         targets = (
             self._endpoints.get(endpoint) if room is None else self._rooms.get((endpoint, room))
         )
         if not targets:
             return 0
-        frame = encode_once(message)
+        shared = SharedMessage(message)
         send = WebSocketChannel.send_nowait
         if exclude is None:
-            return sum([send(channel, message, frame) for channel in list(targets.values())])
+            return sum([send(channel, message, shared) for channel in list(targets.values())])
         return sum(
-            [send(ch, message, frame) for cid, ch in list(targets.items()) if cid != exclude]
+            [send(ch, message, shared) for cid, ch in list(targets.items()) if cid != exclude]
         )
 
     def send_to(self, conn_id: str, message: str | bytes) -> bool:

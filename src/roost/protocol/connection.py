@@ -11,7 +11,7 @@ import os
 from enum import Enum
 from typing import Final
 
-from roost.protocol.deflate import PerMessageDeflate
+from roost.protocol.deflate import MessageDeflater, PerMessageDeflate
 from roost.protocol.errors import InvalidState, ProtocolError
 from roost.protocol.events import Closed, Event, Ping, Pong
 from roost.protocol.frames import (
@@ -28,6 +28,33 @@ from roost.protocol.frames import (
 
 DEFAULT_MAX_MESSAGE_SIZE: Final = 1_048_576
 _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
+
+
+class SharedMessage:
+    """One message to send to many connections, encoded once: ``frame`` is its unmasked,
+    uncompressed frame, and ``compressed_frame(deflater)`` its compressed frame, made once per
+    shared deflater (so a broadcast compresses once for all the connections that agreed to
+    no server context takeover with the same window)."""
+
+    __slots__ = ("_compressed", "frame", "opcode", "payload")
+
+    def __init__(self, message: str | bytes) -> None:
+        if isinstance(message, str):
+            self.opcode = Opcode.TEXT
+            self.payload = message.encode("utf-8")
+        else:
+            self.opcode = Opcode.BINARY
+            self.payload = bytes(message)
+        self.frame = encode_frame(self.opcode, self.payload)
+        self._compressed: dict[MessageDeflater, bytes] = {}
+
+    def compressed_frame(self, deflater: MessageDeflater) -> bytes:
+        """The unmasked frame of the message compressed by ``deflater`` (RSV1 set)."""
+        frame = self._compressed.get(deflater)
+        if frame is None:
+            frame = encode_frame(self.opcode, deflater.compress(self.payload), rsv1=True)
+            self._compressed[deflater] = frame
+        return frame
 
 
 class State(Enum):
@@ -54,7 +81,7 @@ class WebSocketConnection:
     when the owner can write it (RFC 6455 section 5.5.3 allows answering only the latest).
 
     ``deflate``, the permessage-deflate codec, is dropped (set to None) once the connection is
-    CLOSED.
+    CLOSED. A message shorter than its ``threshold`` is sent uncompressed.
     """
 
     __slots__ = (
@@ -376,20 +403,34 @@ class WebSocketConnection:
         if self.state is not State.OPEN:
             raise InvalidState(f"cannot send: the connection is {self.state.value}")
 
+    def _data_frame(self, opcode: int, data: bytes) -> bytes:
+        deflate = self.deflate
+        if deflate is not None and len(data) >= deflate.threshold:
+            return self._frame(opcode, deflate.compress(data), rsv1=True)
+        return self._frame(opcode, data)
+
     def send_text(self, text: str) -> bytes:
         """The bytes of a text message."""
         self._check_open()
-        data = text.encode("utf-8")
-        if self.deflate is not None:
-            return self._frame(Opcode.TEXT, self.deflate.compress(data), rsv1=True)
-        return self._frame(Opcode.TEXT, data)
+        return self._data_frame(Opcode.TEXT, text.encode("utf-8"))
 
     def send_binary(self, data: bytes) -> bytes:
         """The bytes of a binary message."""
         self._check_open()
-        if self.deflate is not None:
-            return self._frame(Opcode.BINARY, self.deflate.compress(data), rsv1=True)
-        return self._frame(Opcode.BINARY, bytes(data))
+        return self._data_frame(Opcode.BINARY, bytes(data))
+
+    def send_shared(self, message: SharedMessage) -> bytes:
+        """The bytes of a message sent to many connections: its shared frame (or shared
+        compressed frame) where this connection can take it, else a frame of its own."""
+        self._check_open()
+        deflate = self.deflate
+        if self.client:  # a client masks every frame: nothing can be shared
+            return self._data_frame(message.opcode, message.payload)
+        if deflate is None or len(message.payload) < deflate.threshold:
+            return message.frame
+        if deflate.shared_deflater is None:
+            return self._frame(message.opcode, deflate.compress(message.payload), rsv1=True)
+        return message.compressed_frame(deflate.shared_deflater)
 
     def send_ping(self, payload: bytes = b"") -> bytes:
         """The bytes of a ping; ``payload`` is at most 125 bytes."""

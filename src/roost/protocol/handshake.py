@@ -8,7 +8,7 @@ import hashlib
 from collections.abc import Iterable
 from typing import Final
 
-from roost.protocol.deflate import DeflateParams, negotiate
+from roost.protocol.deflate import DEFAULT_SETTINGS, DeflateParams, DeflateSettings, negotiate
 from roost.protocol.errors import HandshakeError
 from roost.protocol.http import Headers, header_line, is_token, status_line
 
@@ -91,10 +91,13 @@ def select_subprotocol(headers: Headers, supported: list[str] | tuple[str, ...])
     return None
 
 
-def select_deflate(headers: Headers) -> DeflateParams | None:
-    """The permessage-deflate parameters to agree to, or None when none was offered."""
+def select_deflate(
+    headers: Headers, settings: DeflateSettings = DEFAULT_SETTINGS
+) -> DeflateParams | None:
+    """The permessage-deflate parameters to agree to on the server's ``settings``, or None
+    when no acceptable offer was made."""
     values = headers.get_all("sec-websocket-extensions")
-    return negotiate(values) if values else None
+    return negotiate(values, settings) if values else None
 
 
 def accept_response(

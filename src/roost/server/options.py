@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from roost.protocol.connection import DEFAULT_MAX_MESSAGE_SIZE
+from roost.protocol.deflate import DeflateSettings
 from roost.protocol.http import (
     DEFAULT_MAX_BODY_SIZE,
     DEFAULT_MAX_HEADER_COUNT,
@@ -61,7 +62,19 @@ class WebSocketOptions:
       (off). A message counts when its last frame arrives; pings, pongs and the frames of an
       unfinished message do not count.
     - ``close_timeout``: how long to wait for the peer's close frame before dropping (10 s).
-    - ``compression``: negotiate permessage-deflate when the client offers it (on).
+    - ``compression``: negotiate permessage-deflate when the client offers it (on). The
+      settings below apply when it is negotiated (``roost.protocol.deflate.DeflateSettings``
+      says what each costs):
+    - ``compression_threshold``: messages shorter than this many bytes go uncompressed (256).
+    - ``server_no_context_takeover`` / ``client_no_context_takeover``: ask that each message
+      be compressed on its own, by the server / by the client (both True): no compressor or
+      decompressor is kept between messages, and a broadcast is compressed once.
+    - ``server_max_window_bits`` / ``client_max_window_bits``: LZ77 windows, 9 to 15 (12).
+    - ``compression_level``: zlib's level, 1 to 9 (6); ``compression_mem_level``: zlib's
+      memLevel, 1 to 9 (5).
+    - ``compression_idle_timeout``: a connection with server context takeover drops its
+      compressor after between one and two of these periods without a compressed message
+      (30 s; None keeps it).
     """
 
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
@@ -74,6 +87,14 @@ class WebSocketOptions:
     idle_timeout: float | None = None
     close_timeout: float = 10.0
     compression: bool = True
+    compression_threshold: int = 256
+    server_no_context_takeover: bool = True
+    client_no_context_takeover: bool = True
+    server_max_window_bits: int = 12
+    client_max_window_bits: int = 12
+    compression_level: int = 6
+    compression_mem_level: int = 5
+    compression_idle_timeout: float | None = 30.0
 
     def __post_init__(self) -> None:
         for name in ("max_message_size", "max_queue", "write_limit", "max_outbound_buffer"):
@@ -83,6 +104,27 @@ class WebSocketOptions:
         _require(self, "close_timeout", "time")
         if self.slow_consumer not in ("close", "drop"):
             raise ValueError("slow_consumer must be 'close' or 'drop'")
+        if not isinstance(self.compression, bool):
+            raise ValueError(
+                f"WebSocketOptions.compression must be True or False, not {self.compression!r}"
+            )
+        _require(self, "compression_idle_timeout", "time", none=True)
+        try:
+            self.deflate_settings()
+        except ValueError as exc:  # a compression setting out of range: name it as ours
+            raise ValueError(f"WebSocketOptions.{exc}") from None
+
+    def deflate_settings(self) -> DeflateSettings:
+        """The permessage-deflate settings these options give."""
+        return DeflateSettings(
+            server_no_context_takeover=self.server_no_context_takeover,
+            client_no_context_takeover=self.client_no_context_takeover,
+            server_max_window_bits=self.server_max_window_bits,
+            client_max_window_bits=self.client_max_window_bits,
+            compression_level=self.compression_level,
+            compression_mem_level=self.compression_mem_level,
+            compression_threshold=self.compression_threshold,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

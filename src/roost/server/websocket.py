@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from roost.protocol.connection import State, WebSocketConnection
+from roost.protocol.connection import SharedMessage, State, WebSocketConnection
 from roost.protocol.deflate import PerMessageDeflate
 from roost.protocol.errors import InvalidState, WebSocketDisconnect
 from roost.protocol.events import Closed, Pong
@@ -38,6 +38,7 @@ class WebSocketChannel:
         "_drain",
         "_last_message",
         "_next_ping",
+        "_next_release",
         "_outbound_limit",
         "_owing_pong",
         "_ping_handle",
@@ -98,6 +99,11 @@ class WebSocketChannel:
         now = self.loop.time()
         self._last_message = now  # when the last whole message arrived (or reading resumed)
         self._next_ping = now + (options.ping_interval or 0.0)
+        # A compressor with context takeover is dropped once it goes unused for a period.
+        self._next_release: float | None = None
+        idle = options.compression_idle_timeout
+        if deflate is not None and deflate.shared_deflater is None and idle is not None:
+            self._next_release = now + idle
         self.dropped = 0
         self.messages_in = 0  # whole messages received
         self.messages_out = 0  # messages sent or queued (send_*, send_nowait)
@@ -306,11 +312,12 @@ class WebSocketChannel:
         if self.write_paused:
             await self._drain.wait()
 
-    def send_nowait(self, message: str | bytes, frame: bytes | None = None) -> bool:
+    def send_nowait(self, message: str | bytes, shared: SharedMessage | None = None) -> bool:
         """Queue a message without waiting, under the slow-consumer policy.
 
-        ``frame`` is the message already encoded, uncompressed, to share across connections.
-        Frames queued this way during one turn of the event loop are written together, in one
+        ``shared`` is the message encoded once for many connections: its frame, or its
+        compressed frame, is written as it is wherever this connection can take it. Frames
+        queued this way during one turn of the event loop are written together, in one
         system call per connection, at the end of that turn. Returns False when the message
         was not queued (closed, dropped or over the limit).
         """
@@ -326,10 +333,14 @@ class WebSocketChannel:
             else:
                 self.fail(1008, "slow consumer: outbound buffer over its limit")
             return False
-        if frame is None or conn.deflate is not None:
+        if shared is None:
             frame = (
                 conn.send_text(message) if isinstance(message, str) else conn.send_binary(message)
             )
+        elif conn.deflate is None:
+            frame = shared.frame
+        else:
+            frame = conn.send_shared(shared)
         if self._owing_pong:  # the pong to a coalesced ping goes out with this message
             pong = self._answer_ping()
             self.transport.write(pong)
@@ -460,9 +471,12 @@ class WebSocketChannel:
 
     def _schedule_keepalive(self, now: float) -> None:
         """Wake ``_keepalive`` at the next deadline: a ping due, the unanswered ping's timeout
-        or the idle timeout (these two not while reading is paused for ``max_queue``)."""
+        or the idle timeout (these two not while reading is paused for ``max_queue``), or the
+        check for an unused compressor."""
         opts = self.options
         deadlines = [self._next_ping] if opts.ping_interval else []
+        if self._next_release is not None:
+            deadlines.append(self._next_release)
         if not self._reading_paused:
             if self._ping_sent is not None and opts.ping_timeout is not None:
                 deadlines.append(self._ping_sent + opts.ping_timeout)
@@ -489,6 +503,12 @@ class WebSocketChannel:
             if opts.idle_timeout is not None and now - self._last_message >= opts.idle_timeout:
                 self.close(1001, "idle timeout")
                 return
+        release = self._next_release
+        if release is not None and now >= release:
+            deflate = self.conn.deflate
+            assert deflate is not None and opts.compression_idle_timeout is not None
+            deflate.release_idle()  # drops the compressor if unused since the last check
+            self._next_release = now + opts.compression_idle_timeout
         if opts.ping_interval and now >= self._next_ping:
             self._next_ping = now + opts.ping_interval
             if self._ping_sent is None:  # one ping at a time
