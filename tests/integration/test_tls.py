@@ -167,7 +167,8 @@ def live_types() -> Counter[str]:
 
 
 async def test_failed_handshakes_leave_nothing_behind(certs: Certs) -> None:
-    app = echo_app()
+    # A handshake that stalls is cut at 2 s, well before a client's read gives up.
+    app = echo_app(handshake_timeout=2.0)
     context = server_context(str(certs.server_cert), str(certs.server_key), ca_certs=str(certs.ca))
     server = await app.create_server("127.0.0.1", 0, ssl=context)
     kinds = ["plain", "garbage", "hello-then-close", "untrusted", "no-client-cert"]
