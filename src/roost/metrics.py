@@ -164,6 +164,7 @@ class Metrics:
     def __init__(self, path: str, *, directory: str | None = None) -> None:
         try:
             import prometheus_client
+            import prometheus_client.core
         except ImportError:
             raise MetricsUnavailable(
                 "the metrics endpoint needs prometheus-client: pip install 'roost[metrics]'"
