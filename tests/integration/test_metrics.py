@@ -181,7 +181,7 @@ async def test_slow_consumer_closes_drops_and_high_water(serve) -> None:  # type
     async with serve(app) as server:
         port = server.port
         for path in ("/close", "/drop"):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(
                 (
                     f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
