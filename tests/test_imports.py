@@ -35,6 +35,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "roost.auth",
             "roost.templating",
             "roost.openapi",
+            "roost.metrics",
         },
     ),
     (

@@ -4,19 +4,22 @@
 
 OPTION=VALUE pairs are WebSocket endpoint options for both endpoints (Python literals, such as
 ``server_no_context_takeover=False`` or ``compression_mem_level=8``).
+``ROOST_BENCH_METRICS=1`` serves the Prometheus endpoint at /metrics (to measure its cost).
 """
 
 import ast
+import os
 import sys
 
-from roost import Roost
+from roost import Roost, ServerOptions
 
 options = {"ping_interval": None}
 for pair in sys.argv[2:]:
     name, _, value = pair.partition("=")
     options[name] = ast.literal_eval(value)
 
-app = Roost(__file__)
+metrics = os.environ.get("ROOST_BENCH_METRICS") == "1"
+app = Roost(__file__, server_options=ServerOptions(metrics_path="/metrics" if metrics else None))
 
 
 @app.websocket("/echo", **options)

@@ -22,6 +22,7 @@ from roost.dispatch import Dispatcher
 from roost.hub.broker import Broker
 from roost.hub.hub import Hub
 from roost.hub.urls import make_broker
+from roost.metrics import METRICS_DIR_ENV, Metrics
 from roost.middleware import CORS, DEFAULT_CORS_METHODS
 from roost.openapi import OpenAPI, docs_page
 from roost.origins import OriginPolicy
@@ -41,6 +42,7 @@ from roost.routing import Pattern, normalize
 from roost.runner import start
 from roost.server.options import ServerOptions, WebSocketOptions
 from roost.server.serve import Server
+from roost.server.stats import ServerStats
 from roost.settings import Settings
 from roost.staticfiles import directory_handler
 
@@ -95,6 +97,7 @@ class Roost:
         self.router_dependencies: dict[str, Any] = {}
         self.hub = Hub(make_broker(broker))
         self.server: Server | None = None
+        self._metrics: Metrics | None = None
         self.calls = Caller(sync_threads)
         self._startup: list[Handler] = []
         self._shutdown: list[Handler] = []
@@ -483,8 +486,16 @@ class Roost:
         """
         self._check_authentication()
         self._add_openapi_routes()
-        dispatcher = Dispatcher(self.routes, self.calls, self.hub)
-        server = Server(dispatcher.handle, options=self.server_options)
+        stats = ServerStats()
+        metrics_path = self.server_options.metrics_path
+        metrics = None
+        if metrics_path is not None:
+            metrics = Metrics(metrics_path, directory=os.environ.get(METRICS_DIR_ENV) or None)
+        dispatcher = Dispatcher(self.routes, self.calls, self.hub, stats=stats, metrics=metrics)
+        server = Server(dispatcher.handle, options=self.server_options, stats=stats)
+        self._metrics = metrics
+        if metrics is not None:
+            metrics.attach(server, self.hub)
         await self.hub.start()
         await server.listen(host, port, **listen)
         self.server = server
@@ -524,6 +535,8 @@ class Roost:
         restart), then run the shutdown handlers."""
         if self.server is not None:
             await self.server.shutdown(code=code, reason=reason)
+        if self._metrics is not None:
+            self._metrics.detach()
         try:
             await asyncio.wait_for(self.hub.stop(), BROKER_STOP_TIMEOUT)
         except TimeoutError:

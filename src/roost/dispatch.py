@@ -15,6 +15,7 @@ from roost.admission import Refused, admit
 from roost.auth import AuthenticationNotConfiguredError
 from roost.calls import Caller
 from roost.hub.hub import Hub
+from roost.metrics import Metrics
 from roost.params import resolve
 from roost.protocol.errors import HttpError
 from roost.protocol.handshake import (
@@ -29,6 +30,7 @@ from roost.responses import Response, StreamingResponse, plain, to_response
 from roost.routes import DEFAULT_OPTIONS, HttpRoute, Routes
 from roost.routing import canonical
 from roost.server.http import HttpConnection
+from roost.server.stats import ServerStats
 from roost.session import Session
 from roost.websocket import WebSocket
 
@@ -40,19 +42,37 @@ logger = logging.getLogger("roost")
 class Dispatcher:
     """Answers the requests of one app: ``Server(dispatcher.handle)``."""
 
-    __slots__ = ("calls", "hub", "routes")
+    __slots__ = ("calls", "hub", "metrics", "metrics_path", "routes", "stats")
 
-    def __init__(self, routes: Routes, calls: Caller, hub: Hub) -> None:
+    def __init__(
+        self,
+        routes: Routes,
+        calls: Caller,
+        hub: Hub,
+        *,
+        stats: ServerStats | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.routes = routes
         self.calls = calls
         self.hub = hub
+        self.stats = stats or ServerStats()
+        #: Answers ``metrics.path`` itself, before the routes and hooks (None: no metrics).
+        self.metrics = metrics
+        self.metrics_path = metrics.path if metrics is not None else None
 
     async def handle(self, request: HttpRequest, conn: HttpConnection) -> Awaitable[None] | None:
         """Answer one request on ``conn``. For an accepted WebSocket, return its session for
         the connection to run."""
         if request.upgrade or is_upgrade_request(request.headers):
+            conn.route = ""  # counted as a handshake, not as an HTTP request
             return await self._upgrade(request, conn)
-        response = await self.respond(request, conn.client)
+        if request.path == self.metrics_path and self.metrics is not None:
+            conn.route = self.metrics_path
+            status, headers, body = self.metrics.response(request.method)
+            conn.send_response(status, headers, body, include_body=request.method != "HEAD")
+            return None
+        response = await self.respond(request, conn.client, conn)
         if isinstance(response, StreamingResponse):
             await response.write_to(conn, include_body=request.method != "HEAD")
             return None
@@ -66,10 +86,15 @@ class Dispatcher:
 
     # -- HTTP --------------------------------------------------------------------------------
 
-    async def respond(self, request: HttpRequest, client: tuple[str, int]) -> Response:
-        """The response to a plain HTTP request from ``client``."""
+    async def respond(
+        self, request: HttpRequest, client: tuple[str, int], conn: HttpConnection | None = None
+    ) -> Response:
+        """The response to a plain HTTP request from ``client`` (on ``conn``, which is told
+        the route template that matched)."""
         routes = self.routes
         route, path_params, known = routes.http.match(request.method, request.path)
+        if conn is not None and route is not None:
+            conn.route = route.path
         req = Request.from_http(request, client, path_params)
         if routes.request_headers.raw:
             for name, value in routes.request_headers.raw:
@@ -134,6 +159,7 @@ class Dispatcher:
         except HttpError as exc:  # a malformed request found by the handler (a bad form)
             return plain(exc.status, exc.reason)
         except Exception as exc:
+            self.stats.handler_error(route.path, "handler")
             if routes.exception_handler is None:
                 raise
             return to_response(await self.calls.call(routes.exception_handler, exc))
@@ -168,9 +194,11 @@ class Dispatcher:
             admitted = await admit(self.routes, request, conn.client, self.calls.call)
         except Refused as refused:
             response = refused.response
+            self.stats.handshake(response.status_code)
             conn.send_response(response.status_code, response.headers.raw, response.body)
             return None
         if conn.server.closing:  # shutdown began while the checks awaited: no new session
+            self.stats.handshake(503)
             conn.send_response(
                 503, [("content-type", "text/plain; charset=utf-8")], b"shutting down"
             )
@@ -189,6 +217,7 @@ class Dispatcher:
             options=endpoint.options,
             deflate=deflate,
         )
+        self.stats.handshake(101)
         ws = WebSocket(
             self.hub,
             channel,

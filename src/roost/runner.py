@@ -9,10 +9,12 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 
 from roost.hub.credentials import redacted
 from roost.hub.urls import make_broker
 from roost.logs import configure_logging
+from roost.metrics import DEFAULT_METRICS_PATH, metrics_available
 from roost.process import (
     ListenError,
     Servable,
@@ -53,6 +55,10 @@ def run(load: Callable[[], Servable], settings: Settings, command: list[str]) ->
         except TLSConfigError as exc:
             raise SystemExit(f"roost: --ssl-certfile: {exc}") from None
     app = load()
+    if settings.metrics and app.server_options.metrics_path is None:
+        app.server_options = replace(app.server_options, metrics_path=DEFAULT_METRICS_PATH)
+    if app.server_options.metrics_path is not None and not metrics_available():
+        raise SystemExit("roost: --metrics needs prometheus-client: pip install 'roost[metrics]'")
     if settings.broker:
         try:
             app.hub.broker = make_broker(settings.broker)

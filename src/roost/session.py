@@ -83,6 +83,7 @@ class Session:
         self.task = asyncio.current_task()
         self.hub.add(ws.id, ws.endpoint, channel)
         channel.add_lost_callback(self.ended)
+        callback = "on_connect"
         try:
             if endpoint.on_connect_handler is not None and channel.open:
                 result = await self.calls.call(
@@ -90,6 +91,7 @@ class Session:
                 )
                 if isinstance(result, str) and channel.open:
                     await channel.send_text(result)
+            callback = "handler"
             if channel.open:
                 await self.calls.call(endpoint.handler, **self._fill("handler"))
         except WebSocketDisconnect:
@@ -98,7 +100,10 @@ class Session:
             channel.close(1001 if channel.shutting_down else 1011, "")
             raise
         except Exception:
-            logger.exception("WebSocket handler for %s raised; closing with 1011", endpoint.path)
+            channel.stats.handler_error(endpoint.path, callback)
+            logger.exception(
+                "WebSocket %s for %s raised; closing with 1011", callback, endpoint.path
+            )
             channel.close(1011, "internal error")
         else:
             channel.close(1000, "")
@@ -165,4 +170,5 @@ class Session:
         except WebSocketDisconnect:
             pass
         except Exception:
+            self.channel.stats.handler_error(self.endpoint.path, "on_close")
             logger.exception("on_close for %s raised", self.endpoint.path)

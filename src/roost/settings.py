@@ -49,6 +49,8 @@ class Settings:
     - ``log_format``: ``"text"`` or ``"json"`` (one JSON object per line) (``"text"``).
     - ``access_log``: one line per HTTP request in the common log format (False).
     - ``session_log``: one line per WebSocket session end (True).
+    - ``metrics``: answer Prometheus scrapes at ``/metrics`` (False; ``metrics_path`` in
+      ``ServerOptions`` chooses another path); needs the ``metrics`` extra.
     """
 
     host: str = "127.0.0.1"
@@ -64,6 +66,7 @@ class Settings:
     log_format: str = "text"
     access_log: bool = False
     session_log: bool = True
+    metrics: bool = False
 
 
 def port_number(text: str) -> int:
@@ -181,6 +184,7 @@ _SOURCES: dict[str, tuple[str, str | None, Callable[[str], Any]]] = {
     "log_format": ("--log-format", "ROOST_LOG_FORMAT", log_format),
     "access_log": ("--access-log", "ROOST_ACCESS_LOG", switch),
     "session_log": ("--session-log", "ROOST_SESSION_LOG", switch),
+    "metrics": ("--metrics", "ROOST_METRICS", switch),
 }
 
 
@@ -258,6 +262,11 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         "--session-log",
         action=argparse.BooleanOptionalAction,
         help="one line per WebSocket session end (on; env ROOST_SESSION_LOG)",
+    )
+    ops.add_argument(
+        "--metrics",
+        action=argparse.BooleanOptionalAction,
+        help="answer Prometheus scrapes at /metrics (off; env ROOST_METRICS)",
     )
 
 

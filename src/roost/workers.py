@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from ssl import SSLContext
 
 from roost.hub.ipc import IpcBroker, Relay
+from roost.metrics import METRICS_DIR_ENV
 from roost.process import (
     EXIT_NOW,
     RESTART,
@@ -182,6 +183,8 @@ class Supervisor:
     def _worker_main(self, control: int) -> None:
 
         self.relay_sock.close()
+        if self.app.server_options.metrics_path is not None:  # values shared through files
+            os.environ[METRICS_DIR_ENV] = os.path.join(self.tmp, "metrics")
         if self.app.hub.broker is None:
             self.app.hub.broker = IpcBroker(self.ipc_path)
         with asyncio.Runner(loop_factory=new_event_loop) as runner:

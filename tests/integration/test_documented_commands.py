@@ -45,6 +45,7 @@ SERVER_FLAGS = {
     "--log-format",
     "--access-log",
     "--no-session-log",
+    "--metrics",
 }
 
 

@@ -27,6 +27,9 @@ class Broker:
     replicated_presence = True
     #: Messages this broker dropped since it was created (0 for brokers that never drop).
     dropped = 0
+    #: Times the link to the other nodes was lost, and times it came back.
+    outages = 0
+    reconnects = 0
     _reconnected: Callable[[], None] | None = None
 
     def on_reconnect(self, callback: Callable[[], None]) -> None:
@@ -45,6 +48,12 @@ class Broker:
 
     async def stop(self, node_id: str) -> None:
         """Disconnect."""
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes published but not yet handed to the other nodes' transport (0 for brokers
+        that queue nothing)."""
+        return 0
 
     def presence_update(self, conn_id: str, entry: tuple[str, list[str]] | None) -> None:
         """Record (or, with None, forget) a local connection, for brokers that store presence."""

@@ -29,6 +29,8 @@ class Hub:
         self._remote = RemotePresence()  # other nodes' connections, for replicated brokers
         self._codec = codec or Codec()
         self._unreadable: set[tuple[str, str]] = set()  # (node, reason) already logged
+        #: Messages handed to the broker (whether or not it could send them on).
+        self.published = 0
 
     # -- life --------------------------------------------------------------------------------
 
@@ -73,6 +75,7 @@ class Hub:
     def _publish(self, message: messages.Message) -> None:
         if self.broker is not None:
             message.n = self.node_id
+            self.published += 1
             self.broker.publish(self._codec.encode(message))
 
     def _presence_changed(self, conn_id: str) -> None:

@@ -236,6 +236,7 @@ class IpcBroker(Broker):
         self._backoff = FIRST_BACKOFF
         if self._down:
             self._down = False
+            self.reconnects += 1
             logger.warning(
                 "link to the worker relay re-established: cross-worker delivery resumed "
                 "(%d messages dropped meanwhile)",
@@ -249,6 +250,7 @@ class IpcBroker(Broker):
         self._announce = True  # what the hub published meanwhile is lost
         if not self._down:
             self._down = True
+            self.outages += 1
             self._dropped_before = self.dropped
             logger.error(
                 "lost the link to the worker relay%s: cross-worker delivery paused; reconnecting",
@@ -277,6 +279,12 @@ class IpcBroker(Broker):
         link = self._link
         if link is None or not link.write(encode(Kind.MESSAGE, message)):
             self.dropped += 1
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes written to the relay link that its socket has not taken yet."""
+        link = self._link
+        return link.buffered if link is not None else 0
 
     async def stop(self, node_id: str) -> None:
         if self._keeper is not None:

@@ -142,6 +142,7 @@ class RedisBroker(Broker):
         if self._down:
             return
         self._down = True
+        self.outages += 1
         self._down_reason = f"Redis at {self.shown_url} is unreachable"
         if isinstance(exc, AuthenticationError):
             self._down_reason = f"Redis at {self.shown_url} refused the credentials"
@@ -159,6 +160,7 @@ class RedisBroker(Broker):
     def _recovered(self) -> None:
         if self._down:
             self._down = False
+            self.reconnects += 1
             logger.warning(
                 "Redis at %s reachable again: cross-server delivery resumed", self.shown_url
             )

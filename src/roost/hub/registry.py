@@ -4,7 +4,11 @@ the replicated index of other nodes' connections (``RemotePresence``)."""
 from __future__ import annotations
 
 from roost.protocol.connection import SharedMessage
+from roost.server.stats import Histogram
 from roost.server.websocket import WebSocketChannel
+
+#: Upper bounds of the histogram of connections reached per broadcast.
+DELIVERY_BUCKETS = (0, 1, 10, 100, 1_000, 10_000, 100_000)
 
 
 class Registry:
@@ -20,6 +24,8 @@ class Registry:
         self._endpoints: dict[str, dict[str, WebSocketChannel]] = {}
         self._rooms: dict[tuple[str, str], dict[str, WebSocketChannel]] = {}
         self._rooms_of: dict[str, set[str]] = {}
+        #: Local connections each broadcast reached (its count is the number of broadcasts).
+        self.deliveries = Histogram(DELIVERY_BUCKETS)
 
     def __len__(self) -> int:
         return len(self._channels)
@@ -46,6 +52,10 @@ class Registry:
                 del self._endpoints[endpoint]
         for room in self._rooms_of.pop(conn_id, ()):
             self._leave(endpoint, room, conn_id)
+
+    def counts(self) -> dict[str, int]:
+        """Endpoint path -> its open local connections."""
+        return {endpoint: len(members) for endpoint, members in self._endpoints.items()}
 
     def endpoint_of(self, conn_id: str) -> str | None:
         """The endpoint path a local connection belongs to."""
@@ -109,14 +119,18 @@ class Registry:
             self._endpoints.get(endpoint) if room is None else self._rooms.get((endpoint, room))
         )
         if not targets:
+            self.deliveries.observe(0)
             return 0
         shared = SharedMessage(message)
         send = WebSocketChannel.send_nowait
         if exclude is None:
-            return sum([send(channel, message, shared) for channel in list(targets.values())])
-        return sum(
-            [send(ch, message, shared) for cid, ch in list(targets.items()) if cid != exclude]
-        )
+            sent = sum([send(channel, message, shared) for channel in list(targets.values())])
+        else:
+            sent = sum(
+                [send(ch, message, shared) for cid, ch in list(targets.items()) if cid != exclude]
+            )
+        self.deliveries.observe(sent)
+        return sent
 
     def send_to(self, conn_id: str, message: str | bytes) -> bool:
         """Send to one local connection; False when it is not here or not open."""

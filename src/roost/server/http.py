@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING
@@ -39,6 +40,8 @@ __all__ = ["HttpConnection"]
 logger = logging.getLogger("roost.server")
 
 _MAX_PIPELINED = 16
+#: The route label of a request no route matched (its raw path would make labels unbounded).
+UNMATCHED = "<unmatched>"
 
 
 class HttpConnection(asyncio.Protocol):
@@ -69,6 +72,7 @@ class HttpConnection(asyncio.Protocol):
         "client",
         "closed",
         "loop",
+        "route",
         "server",
         "transport",
         "websocket",
@@ -107,6 +111,9 @@ class HttpConnection(asyncio.Protocol):
         self._refusal: str | None = None  # over a connection limit: the 503's reason
         self._status = 0  # the status of the response to the current request (access log)
         self._sent = 0  # the bytes of its body written so far
+        #: The route template of the current request, for the metrics: set by the app's
+        #: handler (None: no route matched; "": a WebSocket handshake, counted apart).
+        self.route: str | None = None
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -242,6 +249,10 @@ class HttpConnection(asyncio.Protocol):
                 self._response_started = False
                 self._head_request = request.method == "HEAD"
                 session = None
+                timed = self.server.timed
+                if timed:
+                    self.route = None
+                    started = time.perf_counter()
                 health = self.server.health_paths.get(request.path)
                 if health is not None:  # before the app: no route, hook or middleware
                     self._finishing = False
@@ -256,6 +267,13 @@ class HttpConnection(asyncio.Protocol):
                     session = await self._dispatch(request)
                 if self.server.access_log and self._response_started:
                     self._log_access(request)
+                if timed and self._response_started and self.route != "":
+                    self.server.stats.http_request(
+                        self.route or (request.path if health is not None else UNMATCHED),
+                        request.method,
+                        self._status,
+                        time.perf_counter() - started,
+                    )
                 if session is not None:  # the connection is a WebSocket now
                     await session
                     return

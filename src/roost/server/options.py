@@ -145,6 +145,8 @@ class ServerOptions:
     - ``liveness_path`` (``"/livez"``) and ``readiness_path`` (``"/readyz"``): where the
       server answers its health checks, before the app's routes and hooks (see
       ``roost.server.health``); None switches one off.
+    - ``metrics_path``: where the app answers Prometheus scrapes (None, the default: no
+      metrics endpoint, and HTTP requests are not timed); see ``roost.metrics``.
     """
 
     max_header_size: int = DEFAULT_MAX_HEADER_SIZE
@@ -157,6 +159,7 @@ class ServerOptions:
     shutdown_timeout: float = 10.0
     liveness_path: str | None = "/livez"
     readiness_path: str | None = "/readyz"
+    metrics_path: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_header_size", "max_header_count", "max_connections"):
@@ -166,11 +169,13 @@ class ServerOptions:
         for name in ("handshake_timeout", "keep_alive_timeout"):
             _require(self, name, "time")
         _require(self, "shutdown_timeout", "time", zero=True)
-        for name in ("liveness_path", "readiness_path"):
+        for name in ("liveness_path", "readiness_path", "metrics_path"):
             path = getattr(self, name)
             if path is not None and (not isinstance(path, str) or not path.startswith("/")):
                 raise ValueError(f"{name} must be a path starting with '/' (or None), not {path!r}")
             if path is not None and "?" in path:
                 raise ValueError(f"{name} must be a path without a query, not {path!r}")
-        if self.liveness_path is not None and self.liveness_path == self.readiness_path:
-            raise ValueError("liveness_path and readiness_path must differ")
+        paths = [self.liveness_path, self.readiness_path, self.metrics_path]
+        given = [path for path in paths if path is not None]
+        if len(set(given)) != len(given):
+            raise ValueError("liveness_path, readiness_path and metrics_path must differ")

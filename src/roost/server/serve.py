@@ -15,6 +15,7 @@ from roost.server.access import access_logger
 from roost.server.health import Readiness, health_paths
 from roost.server.http import HttpConnection
 from roost.server.options import ServerOptions
+from roost.server.stats import ServerStats
 from roost.server.websocket import WebSocketChannel
 
 logger = logging.getLogger("roost.server")
@@ -42,9 +43,14 @@ class Server:
         *,
         options: ServerOptions | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
+        stats: ServerStats | None = None,
     ) -> None:
         self.handler = handler
         self.options = options or ServerOptions()
+        #: The server's counters (``roost.server.stats``), read by ``roost.metrics``.
+        self.stats = stats or ServerStats()
+        #: Whether to time HTTP requests (decided once: metrics are on).
+        self.timed = self.options.metrics_path is not None
         self.loop = loop or asyncio.get_running_loop()
         self.connections: set[HttpConnection] = set()
         self.admitted = 0  # connections counted against max_connections
@@ -129,10 +135,12 @@ class Server:
         """
         opts = self.options
         if self.admitted >= opts.max_connections:
+            self.stats.refusal("max_connections")
             return "too many connections"
         per_ip = opts.max_connections_per_ip
         count = self._per_ip.get(ip, 0)
         if per_ip is not None and count >= per_ip:
+            self.stats.refusal("max_connections_per_ip")
             return "too many connections from this address"
         self.admitted += 1
         self._per_ip[ip] = count + 1

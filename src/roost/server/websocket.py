@@ -17,6 +17,7 @@ from roost.protocol.errors import InvalidState, WebSocketDisconnect
 from roost.protocol.events import Closed, Pong
 from roost.server.flow import Drain
 from roost.server.options import WebSocketOptions
+from roost.server.stats import ServerStats
 
 if TYPE_CHECKING:
     from roost.server.serve import Server
@@ -48,10 +49,13 @@ class WebSocketChannel:
         "_reading_paused",
         "_server",
         "_waiter",
+        "bytes_in",
+        "bytes_out",
         "client",
         "conn",
         "dropped",
         "ended",
+        "high_water",
         "loop",
         "messages_in",
         "messages_out",
@@ -107,6 +111,9 @@ class WebSocketChannel:
         self.dropped = 0
         self.messages_in = 0  # whole messages received
         self.messages_out = 0  # messages sent or queued (send_*, send_nowait)
+        self.bytes_in = 0  # bytes read from the socket
+        self.bytes_out = 0  # bytes of the messages' frames sent or queued
+        self.high_water = 0  # the largest outbound buffer seen (a flush, a write pause)
         self.on_lost: list[Callable[[], object]] | None = None
         transport.set_write_buffer_limits(high=options.write_limit)
         self._schedule_keepalive(now)
@@ -127,6 +134,11 @@ class WebSocketChannel:
         TCP connection without one: close code 1006) or ``"server"``."""
         conn = self.conn
         return "server" if conn.close_sent and not conn.peer_closed_first else "client"
+
+    @property
+    def stats(self) -> ServerStats:
+        """The counters of the server this connection belongs to."""
+        return self._server.stats
 
     @property
     def shutting_down(self) -> bool:
@@ -155,6 +167,7 @@ class WebSocketChannel:
 
     def data_received(self, data: bytes) -> None:
         conn = self.conn
+        self.bytes_in += len(data)
         # Our close frame is out: read on for the peer's, keeping no more than max_queue.
         draining = conn.state is State.CLOSING
         queue = self._queue
@@ -189,6 +202,11 @@ class WebSocketChannel:
                     continue
                 queue.append(event)  # type: ignore[arg-type]
             elif kind is Closed:
+                code = event.code  # type: ignore[union-attr]
+                stats = self._server.stats
+                stats.closed(code, sent=False)
+                if conn.peer_closed_first:  # echoed
+                    stats.closed(code, sent=True)
                 self._closed_for_reading(event.code, event.reason)  # type: ignore[union-attr]
             elif kind is Pong and event.payload == self._ping_payload:  # type: ignore[union-attr]
                 self._ping_sent = None
@@ -238,6 +256,14 @@ class WebSocketChannel:
                 handle.cancel()
         self._drain.wake(WebSocketDisconnect(self._disconnect.code if self._disconnect else 1006))
         self._server.channels.discard(self)
+        self._server.stats.channel_ended(
+            messages_in=self.messages_in,
+            messages_out=self.messages_out,
+            bytes_in=self.bytes_in,
+            bytes_out=self.bytes_out,
+            dropped=self.dropped,
+            high_water=self.high_water,
+        )
         callbacks, self.on_lost = self.on_lost, None
         for callback in callbacks or ():
             callback()
@@ -294,8 +320,10 @@ class WebSocketChannel:
             self.flush()
         if self._owing_pong:  # the pong to a coalesced ping goes out with this message
             self.transport.write(self._answer_ping())
-        self.transport.write(self.conn.send_text(text))
+        frame = self.conn.send_text(text)
+        self.transport.write(frame)
         self.messages_out += 1
+        self.bytes_out += len(frame)
         if self.write_paused:
             await self._drain.wait()
 
@@ -307,8 +335,10 @@ class WebSocketChannel:
             self.flush()
         if self._owing_pong:  # the pong to a coalesced ping goes out with this message
             self.transport.write(self._answer_ping())
-        self.transport.write(self.conn.send_binary(data))
+        frame = self.conn.send_binary(data)
+        self.transport.write(frame)
         self.messages_out += 1
+        self.bytes_out += len(frame)
         if self.write_paused:
             await self._drain.wait()
 
@@ -331,6 +361,7 @@ class WebSocketChannel:
             if self.options.slow_consumer == "drop":
                 self.dropped += 1
             else:
+                self._server.stats.slow_consumer_closes += 1
                 self.fail(1008, "slow consumer: outbound buffer over its limit")
             return False
         if shared is None:
@@ -352,6 +383,7 @@ class WebSocketChannel:
             corked.append(frame)
         self._corked_size = size + len(frame)
         self.messages_out += 1
+        self.bytes_out += len(frame)
         return True
 
     def flush(self) -> None:
@@ -360,6 +392,8 @@ class WebSocketChannel:
         if corked is None:
             return
         self._corked = None
+        if self._corked_size > self.high_water:
+            self.high_water = self._corked_size
         if not self.transport.is_closing():
             self.transport.write(corked[0] if len(corked) == 1 else b"".join(corked))
 
@@ -373,6 +407,9 @@ class WebSocketChannel:
         """The socket's buffer is over ``write_limit``: sends wait and pings are coalesced."""
         self.write_paused = True
         self.conn.coalesce_pongs = True
+        size = self.transport.get_write_buffer_size()
+        if size > self.high_water:
+            self.high_water = size
 
     def resume_writing(self) -> None:
         """The socket's buffer drained: answer the coalesced ping, wake waiting sends."""
@@ -405,6 +442,7 @@ class WebSocketChannel:
         data = self.conn.send_close(code, reason)
         if not data:
             return
+        self._server.stats.closed(code, sent=True)
         self.flush()  # what was sent before the close goes first
         self.transport.write(data)
         self._closed_for_reading(code, reason)
@@ -424,7 +462,10 @@ class WebSocketChannel:
             self._corked_size = 0
         else:
             self.flush()
+        sent = self.conn.close_sent
         events = self.conn.fail(code, reason)
+        if self.conn.close_sent and not sent:
+            self._server.stats.closed(code, sent=True)
         out = self.conn.data_to_send()
         if out:
             self.transport.write(out)
