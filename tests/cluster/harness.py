@@ -77,7 +77,8 @@ class Redis:
         with open(f"{self.dir}/redis.log", "ab") as log:
             self.proc = subprocess.Popen(
                 ["ip", "netns", "exec", self.ns, REDIS, "--port", str(REDIS_PORT), "--bind",
-                 self.host, "--protected-mode", "no", "--save", "", "--appendonly", "no", "--dir", self.dir],
+                 self.host, "--protected-mode", "no", "--save", "", "--appendonly", "no",
+                 "--dir", self.dir],
                 stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
         await eventually(self._answers, 10, "redis-server answering PING")

@@ -17,6 +17,7 @@ it was created in).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -51,10 +52,8 @@ def available() -> str | None:
 
 def _kill_all_in(ns: str) -> None:
     for pid in ip("netns", "pids", ns, check=False).split():
-        try:
+        with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
-            pass
 
 
 def _delete(ns: str) -> None:
