@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py src/roost/protocol/_speedups.c | sha1sum | cut -c1-12)
 
 .PHONY: venv demo test lint typecheck unit coverage-protocol compliance compliance-quick bench soak \
-	clean
+	cluster-test clean
 
 $(STAMP): pyproject.toml setup.py src/roost/protocol/_speedups.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,11 @@ bench: $(STAMP)
 soak: $(STAMP)
 	$(PY) -m tests.integration.soak
 	ROOST_SOAK=1 $(PY) -m pytest -q -m soak tests/attack
+
+# Redis and three nodes, each in its own network namespace (root and iproute2 needed); writes
+# the run's results to docs/cluster-test.md.
+cluster-test: $(STAMP)
+	ROOST_CLUSTER=1 ROOST_CLUSTER_REPORT=docs/cluster-test.md $(PY) -m pytest -q tests/cluster
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info src/roost/protocol/*.so .coverage
