@@ -284,6 +284,13 @@ async def test_redis_down_bounded_counted_logged_once_then_resumes(
         assert counts == [a.dropped]  # every drop of the burst, summed up once
         assert len(caplog.records) < 10  # never one line per message
         assert not any(m.startswith(b"while down") for m in received)
+        # One outage, reported once by each broker (its sender and subscriber both saw it).
+        lines = [r.getMessage() for r in caplog.records]
+        assert sum(" unreachable (" in line for line in lines) == 2, lines
+        await eventually(
+            lambda: sum("reachable again" in r.getMessage() for r in caplog.records) == 2
+        )
+        assert sum("reachable again" in r.getMessage() for r in caplog.records) == 2
 
         async def presence_rewritten() -> bool:
             return await redis_server.command("GET", "roost:conn:c1") is not None

@@ -121,6 +121,8 @@ class RedisBroker(Broker):
         self._tasks: list[asyncio.Task[None]] = []
         self._down = False
         self._down_reason = ""
+        self._outage = 0  # numbers the outages, so that a late report of one is not a new one
+        self._pool_stale = False  # idle pooled connections may predate the last outage
         self._refusing = False
         self._burst = 0  # drops since the current burst began
 
@@ -136,12 +138,21 @@ class RedisBroker(Broker):
 
     # -- logging, once per state change -------------------------------------------------------
 
-    def _failed(self, exc: BaseException) -> None:
+    def _now(self) -> tuple[int, bool]:
+        """Where an operation starts: (the last outage's number, whether it goes on)."""
+        return self._outage, self._down
+
+    def _failed(self, exc: BaseException, since: tuple[int, bool] | None = None) -> None:
+        """An operation failed. It starts an outage only if it began while Redis was reachable
+        (``since``, from ``_now()``) and no outage was reported since: the sender and the
+        subscriber use separate connections, and one of them often learns of an outage after
+        the other has already seen it, or even seen it end."""
         from redis.exceptions import AuthenticationError
 
-        if self._down:
+        if self._down or (since is not None and since != (self._outage, False)):
             return
         self._down = True
+        self._outage += 1
         self.outages += 1
         self._down_reason = f"Redis at {self.shown_url} is unreachable"
         if isinstance(exc, AuthenticationError):
@@ -160,6 +171,7 @@ class RedisBroker(Broker):
     def _recovered(self) -> None:
         if self._down:
             self._down = False
+            self._pool_stale = True
             self.reconnects += 1
             logger.warning(
                 "Redis at %s reachable again: cross-server delivery resumed", self.shown_url
@@ -285,6 +297,10 @@ class RedisBroker(Broker):
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            if self._pool_stale:  # Redis came back: its idle connections from before are dead
+                self._pool_stale = False
+                with contextlib.suppress(Exception):
+                    await self._client.connection_pool.disconnect(inuse_connections=False)
             batch = self._take()
             dirty, self._dirty = self._dirty, {}
             beat, self._beat_due = self._beat_due, False
@@ -295,10 +311,11 @@ class RedisBroker(Broker):
                 self._write_presence(pipe, dirty)
             for message in batch:
                 pipe.publish(self.channel, message)
+            since = self._now()
             try:
                 results = await pipe.execute(raise_on_error=False)
             except (RedisError, OSError) as exc:
-                self._failed(exc)
+                self._failed(exc, since)
                 self._beat_due = True  # presence is rewritten whole once Redis is back
                 if batch:
                     self._drop(len(batch), self._down_reason)
@@ -372,9 +389,11 @@ class RedisBroker(Broker):
         backoff = 0.1
         while True:
             pubsub = self._client.pubsub()
+            since: tuple[int, bool] | None = None
             try:
                 await pubsub.subscribe(self.channel)
                 self._recovered()
+                since = self._now()
                 self._beat_due = True  # Redis may have restarted empty: write presence again
                 self._wake.set()
                 backoff = 0.1
@@ -382,12 +401,14 @@ class RedisBroker(Broker):
                     if item.get("type") == "message":
                         deliver(item["data"])
             except (RedisError, OSError) as exc:
-                self._failed(exc)
+                self._failed(exc, since)
+                if since is not None and since != self._now():
+                    backoff = 0.0  # an outage already reported: subscribe again at once
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
             await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF)
+            backoff = min(max(backoff, 0.05) * 2, MAX_BACKOFF)
 
     # -- presence queries ---------------------------------------------------------------------
 
@@ -397,10 +418,11 @@ class RedisBroker(Broker):
 
         if self._client is None or self._down:
             return None
+        since = self._now()
         try:
             node = await self._client.get(self._conn_key(conn_id))
         except (RedisError, OSError) as exc:
-            self._failed(exc)
+            self._failed(exc, since)
             return None
         return None if node is None else _text(node)
 
@@ -412,6 +434,7 @@ class RedisBroker(Broker):
         result: Presence = {}
         if self._client is None or self._down:
             return result
+        since = self._now()
         try:
             nodes = [_text(n) for n in await self._client.smembers(self._nodes_key)]
             nodes = [n for n in nodes if n != self._node]
@@ -430,5 +453,5 @@ class RedisBroker(Broker):
                     endpoint, rooms = orjson.loads(raw)
                     result[_text(cid)] = (endpoint, rooms)
         except (RedisError, OSError) as exc:
-            self._failed(exc)
+            self._failed(exc, since)
         return result
