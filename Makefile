@@ -59,7 +59,7 @@ bench: $(STAMP)
 
 soak: $(STAMP)
 	$(PY) -m tests.integration.soak
-	ROOST_SOAK=1 $(PY) -m pytest -q -m soak tests/attack
+	ROOST_SOAK=1 $(PY) -m pytest -q -m soak tests/attack tests/attack2
 
 # Redis and three nodes, each in its own network namespace (root and iproute2 needed); writes
 # the run's results to docs/cluster-test.md.

@@ -51,6 +51,9 @@ def parse_form(content_type: str | None, body: bytes) -> Form:
     if kind != b"multipart/form-data":
         return Form()
     boundary = options.get(b"boundary")
+    if content_type.lower().count("boundary=") > 1:
+        # Two readers (a filtering proxy, roost) could pick different ones: refuse.
+        raise HttpError(400, "multipart/form-data with more than one boundary parameter")
     if not boundary:
         raise HttpError(400, "multipart/form-data without a boundary parameter")
     return _Multipart(boundary).parse(body)
@@ -60,7 +63,11 @@ def _urlencoded(body: bytes) -> Form:
     try:
         text = body.decode("utf-8")
         pairs = parse_qsl(
-            text, keep_blank_values=True, max_num_fields=MAX_PARTS, strict_parsing=False
+            text,
+            keep_blank_values=True,
+            max_num_fields=MAX_PARTS,
+            strict_parsing=False,
+            errors="strict",  # %ff is not UTF-8 either: refused, not replaced
         )
     except UnicodeDecodeError:
         raise HttpError(400, "form body is not valid UTF-8") from None
@@ -125,7 +132,10 @@ class _Multipart:
         self.header_value += data[start:end]
 
     def _header_end(self) -> None:
-        self.headers[self.header_name.lower()] = self.header_value
+        name = self.header_name.lower()
+        if name in self.headers:  # which one counts would be anyone's guess: refuse
+            raise HttpError(400, f"multipart part repeats its {name.decode('latin-1')} header")
+        self.headers[name] = self.header_value
         self.header_name = self.header_value = b""
 
     def _part_end(self) -> None:

@@ -12,6 +12,7 @@ import argparse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from roost.hub.credentials import redacted
 
@@ -119,6 +120,13 @@ def broker_url(text: str) -> str:
             f"invalid broker URL {redacted(text)!r}: expected redis://host:port/db "
             "(or rediss://, unix://)"
         )
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"invalid broker URL {redacted(text)!r}: {exc}") from None
+    if not text.startswith("unix://") and not parts.hostname:
+        raise argparse.ArgumentTypeError(f"invalid broker URL {redacted(text)!r}: no host")
     return text
 
 

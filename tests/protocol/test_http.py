@@ -414,6 +414,21 @@ class TestRequestFraming:
         (old,) = RequestParser().feed(b"GET / HTTP/1.0\r\n\r\n")  # 1.0 had no Host yet
         assert old.headers.get("host") is None
 
+    @pytest.mark.parametrize(
+        "host", ["evil.example/reset?next=x#", "user@evil.example", "a b", "x:80a", "[::1"]
+    )
+    def test_a_host_that_is_not_a_host_is_400(self, host: str) -> None:
+        head = f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+        assert (error(RequestParser(), head).status, "invalid Host header") == (
+            400,
+            error(RequestParser(), head).reason,
+        )
+
+    @pytest.mark.parametrize("host", ["", "example.com", "EX.com:8080", "[::1]:80", "127.0.0.1"])
+    def test_valid_hosts(self, host: str) -> None:
+        (req,) = RequestParser().feed(f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        assert req.headers.get("host") == host
+
     def test_absolute_form_target(self) -> None:
         """Section 3.2.2: the target's authority replaces the Host header."""
         (req,) = RequestParser().feed(

@@ -13,8 +13,11 @@ def redacted(url: str) -> str:
     try:
         parts = urlsplit(url)
         password = parts.password
-    except ValueError:
-        return url
+    except ValueError:  # malformed: hide whatever stands before the host, to be safe
+        scheme, sep, rest = url.partition("://")
+        if "@" in rest:
+            rest = "***@" + rest.rpartition("@")[2]
+        return f"{scheme}{sep}{rest}"
     if password is not None:
         host = parts.netloc.rpartition("@")[2]
         parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")

@@ -364,11 +364,13 @@ class _Requests:
         version = self.parser.get_http_version()
         if not version.startswith("1."):
             raise HttpError(505, f"HTTP version {version} is not supported: use HTTP/1.1")
-        hosts = sum(1 for name, _ in self._headers if name.lower() == "host")
-        if hosts > 1:  # RFC 9112 section 3.2: which one a proxy used is anyone's guess
+        hosts = [value for name, value in self._headers if name.lower() == "host"]
+        if len(hosts) > 1:  # RFC 9112 section 3.2: which one a proxy used is anyone's guess
             raise HttpError(400, "repeated Host header")
-        if hosts == 0 and version != "1.0":
+        if not hosts and version != "1.0":
             raise HttpError(400, "missing Host header (required by HTTP/1.1)")
+        if hosts and not _HOST.match(hosts[0]):  # RFC 9110 section 7.2: uri-host [":" port]
+            raise HttpError(400, "invalid Host header")
         for name, value in self._headers:
             # httptools has refused a Content-Length that is not digits (400) already.
             if name.lower() == "content-length" and int(value) > self.max_body_size:
@@ -428,6 +430,8 @@ def _plain_head(request: HttpRequest) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
+#: RFC 3986 host (an IP literal, or reg-name characters) and an optional port; empty is valid.
+_HOST: Final = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?\Z")
 _REASONS: Final = {s.value: s.phrase for s in HTTPStatus}
 _STATUS_LINES: dict[int, bytes] = {}
 # RFC 9110 section 5.1: a field name is a token; section 5.5: a field value is visible

@@ -298,7 +298,7 @@ class HttpConnection(asyncio.Protocol):
             self.close()
             return None
         except Exception:
-            logger.exception("error while handling %s %s", request.method, request.path)
+            logger.exception("error while handling %s %r", request.method, request.path)
             if not self._response_started and not self.closed:
                 self._keep_alive = False
                 self.send_response(500, [("content-type", "text/plain")], b"Internal Server Error")
@@ -306,13 +306,13 @@ class HttpConnection(asyncio.Protocol):
                 self.abort()
             return None
         if not self._response_started and self.websocket is None and not self.closed:
-            logger.error("handler for %s %s wrote no response", request.method, request.path)
+            logger.error("handler for %s %r wrote no response", request.method, request.path)
             self._keep_alive = False
             self.send_response(500, [("content-type", "text/plain")], b"Internal Server Error")
             return None
         if self._stream_body and not self.closed:
             # The body is unfinished: the next response would be read as part of it.
-            logger.error("handler for %s %s did not end its stream", request.method, request.path)
+            logger.error("handler for %s %r did not end its stream", request.method, request.path)
             self._stream_body = False
             self.abort()
             return None
