@@ -545,7 +545,7 @@ async def test_handler_error_is_a_500(
     t.feed(GET + GET)
     await t.until_lost()
     assert t.data == SERVER_ERROR  # once: the connection is closed after it
-    assert "error while handling GET /" in caplog.text
+    assert "error while handling GET '/'" in caplog.text
     assert "RuntimeError: boom" in caplog.text
 
 
@@ -606,7 +606,7 @@ async def test_stream_left_unfinished_drops_the_connection(
     assert t.aborted  # the next response would land inside this one's body
     assert t.data.endswith(b"4\r\nhalf\r\n")
     assert handled == ["/a"]
-    assert "handler for GET /a did not end its stream" in caplog.text
+    assert "handler for GET '/a' did not end its stream" in caplog.text
 
 
 async def test_handler_that_writes_nothing_is_a_500(
@@ -621,7 +621,7 @@ async def test_handler_that_writes_nothing_is_a_500(
     t.feed(GET)
     await t.until_lost()
     assert t.data == SERVER_ERROR
-    assert "handler for GET / wrote no response" in caplog.text
+    assert "handler for GET '/' wrote no response" in caplog.text
 
 
 # -- connection limits ------------------------------------------------------------------------
