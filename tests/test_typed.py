@@ -57,6 +57,19 @@ def test_registration_refuses_what_cannot_be_dispatched(kind: Any, error: type) 
     assert table.types == (A,)
 
 
+class Dangling(msgspec.Struct, tag="d", tag_field="type"):
+    later: NotYetDefined  # type: ignore[name-defined]  # noqa: F821
+
+
+def test_a_type_msgspec_cannot_resolve_fails_at_registration() -> None:
+    table = MessageTable()
+    table.add(A, handler)
+    with pytest.raises(TypeError, match="Dangling cannot be decoded"):
+        table.add(Dangling, handler)
+    assert table.types == (A,)
+    assert table.decode('{"type": "a", "x": 1}') == (A(1), None)
+
+
 def test_options_are_checked() -> None:
     with pytest.raises(ValueError, match="1007 or 1008"):
         MessageTable(close_code=1000)

@@ -179,8 +179,10 @@ class MessageTable:
     def add(self, message_type: type[msgspec.Struct], func: Callable[..., Any]) -> None:
         """Handle ``message_type`` (a tagged msgspec Struct) with ``func(websocket, msg)``.
 
-        TypeError if it is not a tagged Struct, declares a ``ref`` field, or its tag field
-        differs from the others'; ValueError if its tag is already handled."""
+        TypeError if it is not a tagged Struct, declares a ``ref`` field, its tag field
+        differs from the others' or msgspec cannot decode it (an annotation that does not
+        resolve yet); ValueError if its tag is already handled. The decoder of the tagged
+        union is built here, once per registration."""
         if not (isinstance(message_type, type) and issubclass(message_type, msgspec.Struct)):
             raise TypeError(f"{message_type!r} is not a msgspec Struct")
         config = message_type.__struct_config__
@@ -200,8 +202,13 @@ class MessageTable:
                 )
             if other_config.tag == config.tag:
                 raise ValueError(f"message tag {config.tag!r} is already handled")
+        types = (*self.handlers, message_type)
+        target: Any = types[0] if len(types) == 1 else Union[types]  # noqa: UP007
+        try:
+            self._decode = self.codec.decoder(target)
+        except (NameError, TypeError) as exc:
+            raise TypeError(f"{message_type.__name__} cannot be decoded: {exc}") from exc
         self.handlers[message_type] = func
-        self._decode = None
 
     @property
     def types(self) -> tuple[type[msgspec.Struct], ...]:
@@ -215,12 +222,9 @@ class MessageTable:
                 Error("decode_error", "expected a binary (MessagePack) message, got text")
             )
         ref = self.codec.ref_of(data)
-        decode = self._decode
-        if decode is None:
-            types = self.types
-            target: Any = types[0] if len(types) == 1 else Union[types]  # noqa: UP007
-            decode = self._decode = self.codec.decoder(target)
+        if self._decode is None:
+            raise RuntimeError("no message types are registered")
         try:
-            return decode(data), ref
+            return self._decode(data), ref
         except msgspec.DecodeError as exc:
             raise InvalidMessage(_error(exc, ref)) from None
