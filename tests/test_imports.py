@@ -49,7 +49,10 @@ LAYERS: list[tuple[str, set[str]]] = [
             "roost.reload",
         },
     ),
-    ("registered routes and the connection object", {"roost.routes", "roost.websocket"}),
+    (
+        "registered routes and the connection object",
+        {"roost.routes", "roost.websocket", "roost.typed"},
+    ),
     ("a WebSocket's admission and life", {"roost.admission", "roost.session"}),
     ("dispatch", {"roost.dispatch"}),
     ("registration API", {"roost.app"}),

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 
+import msgspec
 import pytest
 
-from roost import Request, Response, Roost, WebSocketDisconnect
+from roost import Request, Response, Roost, WebSocket, WebSocketDisconnect
 from roost.testing import TestClient, WebSocketRejected
+from roost.typed import Error, Reply
 from tests.timing import seconds
 
 
@@ -141,3 +143,40 @@ def test_two_nodes_over_a_memory_broker() -> None:
         a.send_text("hello other node")
         assert b.receive_text() == "hello other node"
         assert a.receive_text() == "hello other node"
+
+
+class Add(msgspec.Struct, tag="add", tag_field="type"):
+    a: int
+    b: int
+
+
+class Sum(msgspec.Struct, tag="sum", tag_field="type"):
+    total: int
+
+
+@pytest.mark.parametrize("encoding", ["json", "msgpack"])
+def test_websocket_sessions_send_and_receive_typed_values(encoding: str) -> None:
+    app = Roost(__file__)
+
+    @app.websocket("/calc", encoding=encoding)
+    async def calc(websocket: WebSocket) -> None:
+        pass
+
+    @calc.on(Add)
+    async def add(websocket: WebSocket, msg: Add) -> int:
+        await websocket.send(Sum(msg.a + msg.b))
+        return msg.a + msg.b
+
+    with TestClient(app, timeout=seconds(5)) as client, client.websocket_connect("/calc") as ws:
+        assert ws.codec.name == encoding
+        ws.send_message(Add(1, 2))
+        assert ws.receive_message(Sum) == Sum(3)
+        ws.send_message(Add(2, 2), ref="r1")
+        assert ws.receive_message(Sum | Reply | Error) == Sum(4)
+        assert ws.receive_message(Sum | Reply | Error) == Reply("r1", 4)
+        ws.send_message({"type": "add", "a": "x"}, ref=2)
+        assert ws.receive_message(Error) == Error(
+            "validation_error", "Expected `int`, got `str`", "$.a", 2
+        )
+        with pytest.raises(TypeError):
+            ws.send_message([1], ref=3)

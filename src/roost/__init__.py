@@ -18,6 +18,7 @@ from roost.routes import WebSocketEndpoint
 from roost.server.options import ServerOptions, WebSocketOptions
 from roost.sse import SSEMessage, SSEResponse
 from roost.staticfiles import serve_file, serve_html
+from roost.typed import MessageError
 from roost.types import Identity
 from roost.websocket import WebSocket, WebSocketAdapter
 
@@ -31,6 +32,7 @@ __all__ = [
     "Identity",
     "InvalidResponse",
     "InvalidState",
+    "MessageError",
     "ProtocolError",
     "QueryParams",
     "Request",

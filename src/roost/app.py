@@ -45,6 +45,7 @@ from roost.server.serve import Server
 from roost.server.stats import ServerStats
 from roost.settings import Settings
 from roost.staticfiles import directory_handler
+from roost.typed import JSON, MessageTable, as_message, codec_named
 
 logger = logging.getLogger("roost")
 
@@ -299,6 +300,9 @@ class Roost:
         *,
         subprotocols: list[str] | tuple[str, ...] = (),
         origins: list[str] | tuple[str, ...] | None = None,
+        encoding: str = "json",
+        max_invalid_messages: int | None = None,
+        invalid_close_code: int = 1008,
         **options: Any,
     ) -> Callable[[Handler], WebSocketEndpoint]:
         """Route WebSocket connections on ``path`` to the decorated handler.
@@ -307,13 +311,19 @@ class Roost:
         supported subprotocols, in preference order. ``origins``: the ``Origin`` values
         allowed to connect (a list, or ``"*"`` for any); by default the app's policy, which
         accepts only the request's own host and clients that send no ``Origin`` (others get
-        403). Other keyword arguments are WebSocketOptions (``max_message_size=1_048_576``,
-        ``ping_interval=20``, ``compression=True``, ...).
+        403). Typed messages (``@endpoint.on(Type)``, docs/typed-messages.md): ``encoding``
+        is ``"json"`` (text messages) or ``"msgpack"`` (binary); after
+        ``max_invalid_messages`` invalid messages (None: never) the connection is closed with
+        ``invalid_close_code`` (1008, or 1007). Other keyword arguments are WebSocketOptions
+        (``max_message_size=1_048_576``, ``ping_interval=20``, ``compression=True``, ...).
         """
         self._registering()
         ws_options = WebSocketOptions(**options)
         path = normalize(path)
         policy = OriginPolicy.from_option(origins) if origins is not None else None
+        messages = MessageTable(
+            codec_named(encoding), max_errors=max_invalid_messages, close_code=invalid_close_code
+        )
 
         def decorator(handler: Handler) -> WebSocketEndpoint:
             endpoint = WebSocketEndpoint(
@@ -324,6 +334,7 @@ class Roost:
                 origins=policy,
                 router_dependencies=self.router_dependencies,
                 scopes=self._own_scopes(),
+                messages=messages,
             )
             self.routes.websockets.add("GET", path, endpoint)
             return endpoint
@@ -439,19 +450,27 @@ class Roost:
     async def broadcast(
         self,
         endpoint: str | WebSocketEndpoint,
-        data: str | bytes,
+        data: Any,
         room: str | None = None,
         *,
         exclude: str | None = None,
     ) -> int:
         """Send ``data`` to every connection of ``endpoint`` (or of its ``room``), wherever it
-        is connected; ``exclude`` names a connection id to skip. Returns the local count."""
+        is connected; ``exclude`` names a connection id to skip. Returns the local count.
+        ``data`` other than ``str``/``bytes`` is a typed value, encoded as the endpoint's
+        typed messages are."""
         path = _endpoint_path(endpoint)
+        if not isinstance(data, str | bytes):
+            if not isinstance(endpoint, WebSocketEndpoint):
+                endpoint = self.routes.websockets.match("GET", path)[0] or endpoint
+            codec = endpoint.messages.codec if isinstance(endpoint, WebSocketEndpoint) else JSON
+            data = codec.encode(data)
         return await self.hub.broadcast(path, data, room=room, exclude=exclude)
 
-    async def send_to(self, connection_id: str, data: str | bytes) -> bool:
-        """Send ``data`` to connection ``connection_id``, wherever it is connected."""
-        return await self.hub.send_to(connection_id, data)
+    async def send_to(self, connection_id: str, data: Any) -> bool:
+        """Send ``data`` to connection ``connection_id``, wherever it is connected; ``data``
+        other than ``str``/``bytes`` is sent as JSON text."""
+        return await self.hub.send_to(connection_id, as_message(data))
 
     async def disconnect(self, connection_id: str, code: int = 1000, reason: str = "") -> bool:
         """Close connection ``connection_id`` with ``code``, wherever it is connected."""

@@ -226,5 +226,6 @@ class Dispatcher:
             query_params=admitted.query,
             path_params=admitted.path_params,
             subprotocol=subprotocol,
+            codec=endpoint.messages.codec,
         )
         return Session(endpoint, ws, channel, admitted.kwargs, calls=self.calls, hub=self.hub).run()

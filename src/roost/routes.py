@@ -19,6 +19,7 @@ from roost.protocol.handshake import check_subprotocols
 from roost.protocol.http import Headers
 from roost.routing import Pattern, Router
 from roost.server.options import WebSocketOptions
+from roost.typed import MessageTable
 
 __all__ = ["HTTP_METHODS", "HttpRoute", "RouteOptions", "Routes", "WebSocketEndpoint"]
 
@@ -119,7 +120,7 @@ class WebSocketEndpoint:
     """What ``@app.websocket(path)`` returns: the handler, plus ``on_connect``, ``on_close``
     and ``before_connect`` decorators for its callbacks. A ``subprotocols`` name that is not
     a token raises ValueError. ``compression`` is the endpoint's permessage-deflate (None
-    when its options turn it off)."""
+    when its options turn it off). ``messages`` holds its typed handlers (``.on(Type)``)."""
 
     def __init__(
         self,
@@ -131,11 +132,13 @@ class WebSocketEndpoint:
         origins: OriginPolicy | None = None,
         router_dependencies: dict[str, Any] | None = None,
         scopes: frozenset[object] = frozenset(),
+        messages: MessageTable | None = None,
     ) -> None:
         self.path = path
         self.shape = Pattern.compile(path).shape
         self.scopes = scopes
         self.handler = handler
+        self.messages = messages if messages is not None else MessageTable()
         self.options = options
         # The endpoint's permessage-deflate, with the deflater its connections share.
         self.compression = Compression(options.deflate_settings()) if options.compression else None
@@ -182,6 +185,19 @@ class WebSocketEndpoint:
         """Register the callback run after the connection has ended, on every close path."""
         self.on_close_handler = func
         return func
+
+    def on(self, message_type: type[Any]) -> Callable[[Callback], Callback]:
+        """Register the decorated ``func(websocket, msg)`` for messages of ``message_type``, a
+        msgspec Struct tagged by a field such as ``type``. Once the endpoint's own handler has
+        returned, roost receives the connection's messages, decodes each into one of the
+        registered types and calls its handler; a message that carries ``ref`` is answered
+        with the handler's return value (see docs/typed-messages.md)."""
+
+        def register(func: Callback) -> Callback:
+            self.messages.add(message_type, func)
+            return func
+
+        return register
 
     def before_connect(self, func: Callback) -> Callback:
         """Register a hook run on the upgrade ``Request`` before any 101: return None to

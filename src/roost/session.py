@@ -1,5 +1,7 @@
 """One WebSocket connection's life in the app: it joins the hub, runs on_connect, then the
-handler, and runs on_close once the connection has ended, on every close path.
+handler, then (for an endpoint with typed handlers) the loop that receives, decodes and
+dispatches its typed messages, and runs on_close once the connection has ended, on every
+close path.
 
 When it ends, one line goes to the ``roost.session`` logger at INFO (unless that logger is
 off): the endpoint, the connection id, the client's address, the duration in seconds, the
@@ -20,6 +22,7 @@ from roost.hub.hub import Hub
 from roost.protocol.errors import WebSocketDisconnect
 from roost.routes import WebSocketEndpoint
 from roost.server.websocket import WebSocketChannel
+from roost.typed import Error, InvalidMessage, MessageError, Reply
 from roost.websocket import WebSocket
 
 logger = logging.getLogger("roost")
@@ -30,9 +33,11 @@ class Session:
     """Runs one connection: registers it, runs on_connect then the handler, and runs on_close
     as soon as the connection has ended, on every close path.
 
-    Close codes: the handler returns → 1000; it raises → 1011 (logged); it is cancelled by a
-    shutdown → 1001. A handler still running ``close_timeout`` seconds after its connection
-    ended is cancelled.
+    Once the handler has returned, an endpoint with typed handlers (``.on(Type)``) goes on
+    receiving: each message is decoded and passed to its type's handler (see
+    ``dispatch_messages``). Close codes: the handler returns → 1000; it raises → 1011
+    (logged); it is cancelled by a shutdown → 1001. A handler still running ``close_timeout``
+    seconds after its connection ended is cancelled.
     """
 
     __slots__ = (
@@ -94,6 +99,9 @@ class Session:
             callback = "handler"
             if channel.open:
                 await self.calls.call(endpoint.handler, **self._fill("handler"))
+            if endpoint.messages and channel.open:
+                await self.dispatch_messages()
+                return
         except WebSocketDisconnect:
             pass
         except asyncio.CancelledError:
@@ -112,6 +120,41 @@ class Session:
             if self._deadline is not None:  # it would keep this session alive until it runs
                 self._deadline.cancel()
                 self._deadline = None
+
+    async def dispatch_messages(self) -> None:
+        """Receive until the connection ends: decode each message into one of the endpoint's
+        types and call its handler with (websocket, message). A message with a ``ref`` is
+        answered with a ``Reply`` of the handler's return value; an invalid message, a
+        ``MessageError`` or any other exception of the handler with an ``Error`` (the last
+        logged, answered as ``internal_error``). After ``max_errors`` invalid messages the
+        connection is closed with the endpoint's ``close_code``."""
+        table, ws, channel = self.endpoint.messages, self.ws, self.channel
+        handlers = table.handlers
+        invalid = 0
+        while True:
+            data = await channel.recv()
+            try:
+                message, ref = table.decode(data)
+            except InvalidMessage as exc:
+                invalid += 1
+                await ws.send(exc.error)
+                if table.max_errors is not None and invalid >= table.max_errors:
+                    channel.close(table.close_code, "too many invalid messages")
+                    return
+                continue
+            try:
+                result = await self.calls.call(handlers[type(message)], ws, message)
+                if ref is not None:
+                    await ws.send(Reply(ref, result))
+            except MessageError as exc:
+                await ws.send(Error(exc.code, exc.message, None, ref))
+            except (WebSocketDisconnect, asyncio.CancelledError):
+                raise
+            except Exception:
+                name = type(message).__name__
+                channel.stats.handler_error(self.endpoint.path, f"on({name})")
+                logger.exception("WebSocket handler of %s for %s raised", name, self.endpoint.path)
+                await ws.send(Error("internal_error", "internal error", None, ref))
 
     def ended(self) -> None:
         """The TCP connection is gone: forget it, run on_close, bound the handler's life."""

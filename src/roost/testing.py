@@ -17,6 +17,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+import msgspec
 import orjson
 
 from roost.protocol.connection import WebSocketConnection
@@ -24,6 +25,7 @@ from roost.protocol.errors import RoostError, WebSocketDisconnect
 from roost.protocol.events import Closed, Event
 from roost.protocol.handshake import accept_key
 from roost.protocol.http import Headers
+from roost.typed import JSON, Codec
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -73,14 +75,21 @@ class WebSocketTestSession:
     """A WebSocket connection to the app; use it as a context manager.
 
     Every ``receive*`` waits at most ``timeout`` seconds and raises TimeoutError after.
+    ``send_message``/``receive_message`` speak the endpoint's typed messages in its ``codec``.
     """
 
     __test__ = False
 
     def __init__(
-        self, sock: socket.socket, leftover: bytes, subprotocol: str | None, timeout: float
+        self,
+        sock: socket.socket,
+        leftover: bytes,
+        subprotocol: str | None,
+        timeout: float,
+        codec: Codec = JSON,
     ) -> None:
         self._sock = sock
+        self.codec = codec
         self.timeout = timeout
         self.subprotocol = subprotocol
         self._conn = WebSocketConnection(client=True, max_message_size=64 * 1024 * 1024)
@@ -119,6 +128,25 @@ class WebSocketTestSession:
     def send_json(self, data: Any) -> None:
         """Send ``data`` as JSON in a text message."""
         self.send_text(orjson.dumps(data).decode())
+
+    def send_message(self, value: Any, *, ref: int | str | None = None) -> None:
+        """Send the typed ``value`` (a msgspec Struct, a dict...) encoded with ``codec``; with
+        ``ref``, as a request whose answer is a ``Reply`` or an ``Error`` carrying ``ref``."""
+        if ref is not None:
+            fields = msgspec.to_builtins(value)
+            if not isinstance(fields, dict):
+                raise TypeError("a message sent with ref must encode as an object")
+            value = {**fields, "ref": ref}
+        data = self.codec.encode(value)
+        if isinstance(data, str):
+            self.send_text(data)
+        else:
+            self.send_bytes(data)
+
+    def receive_message(self, into: Any = Any, timeout: float | None = None) -> Any:
+        """The next message decoded with ``codec`` into ``into`` (for example
+        ``Reply | Error | MyMessage``; by default plain dicts and lists)."""
+        return self.codec.decoder(into)(self.receive(timeout))
 
     def receive(self, timeout: float | None = None) -> str | bytes:
         """The next message (str or bytes); WebSocketDisconnect once the server closed."""
@@ -358,4 +386,7 @@ class TestClient:
         if reply_headers.get("sec-websocket-accept") != accept_key(key):
             sock.close()
             raise WebSocketDisconnect(1002, "bad Sec-WebSocket-Accept")
-        return WebSocketTestSession(sock, rest, reply_headers.get("sec-websocket-protocol"), wait)
+        endpoint = self.app.routes.websockets.match("GET", path.partition("?")[0])[0]
+        codec = endpoint.messages.codec if endpoint is not None else JSON
+        subprotocol = reply_headers.get("sec-websocket-protocol")
+        return WebSocketTestSession(sock, rest, subprotocol, wait, codec)

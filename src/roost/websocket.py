@@ -12,6 +12,7 @@ from roost.hub.hub import Hub
 from roost.protocol.errors import WebSocketDisconnect
 from roost.requests import Client, Headers, QueryParams
 from roost.server.websocket import WebSocketChannel
+from roost.typed import JSON, Codec, as_message
 
 __all__ = ["WebSocket", "WebSocketAdapter", "WebSocketDisconnect"]
 
@@ -22,13 +23,16 @@ class WebSocket:
     Receive with ``receive()``/``receive_text()``/``receive_json()``/``receive_bytes()``; each
     raises ``WebSocketDisconnect(code, reason)`` once the connection is closed. Send with
     ``send_text()``/``send_json()``/``send_bytes()``; sending on a closed connection raises
-    ``WebSocketDisconnect`` too.
+    ``WebSocketDisconnect`` too. ``send()``, ``broadcast()`` and ``send_to()`` also take typed
+    values (msgspec Structs, dicts, lists...), encoded with the endpoint's ``codec`` (JSON
+    text by default, or MessagePack).
     """
 
     __slots__ = (
         "_channel",
         "_hub",
         "client",
+        "codec",
         "endpoint",
         "headers",
         "id",
@@ -48,8 +52,10 @@ class WebSocket:
         query_params: QueryParams,
         path_params: dict[str, str],
         subprotocol: str | None = None,
+        codec: Codec = JSON,
     ) -> None:
         self._hub = hub
+        self.codec = codec
         self._channel = channel
         self.id = new_id()
         self.endpoint = endpoint
@@ -99,25 +105,33 @@ class WebSocket:
         """Send ``data`` serialized as JSON, in a text message."""
         await self._channel.send_text(orjson.dumps(data).decode("utf-8"))
 
-    async def send(self, data: str | bytes) -> None:
-        """Send a text message for ``str``, a binary one for ``bytes``."""
+    async def send(self, data: Any) -> None:
+        """Send a text message for ``str``, a binary one for ``bytes``; any other value is a
+        typed value, encoded with ``codec`` (JSON text, or MessagePack binary)."""
+        if type(data) is not str and type(data) is not bytes:
+            data = self.codec.encode(data)
         if isinstance(data, str):
             await self._channel.send_text(data)
         else:
             await self._channel.send_bytes(data)
 
     async def broadcast(
-        self, data: str | bytes, room: str | None = None, exclude_self: bool = False
+        self, data: Any, room: str | None = None, exclude_self: bool = False
     ) -> int:
         """Send to every open connection of this endpoint (or of ``room``), this one included
-        unless ``exclude_self``. Returns how many local connections it was written to."""
+        unless ``exclude_self``. Returns how many local connections it was written to. A typed
+        value is encoded once, with ``codec``."""
         return await self._hub.broadcast(
-            self.endpoint, data, room=room, exclude=self.id if exclude_self else None
+            self.endpoint,
+            as_message(data, self.codec),
+            room=room,
+            exclude=self.id if exclude_self else None,
         )
 
-    async def send_to(self, connection_id: str, data: str | bytes) -> bool:
-        """Send to one connection by id, wherever it is connected."""
-        return await self._hub.send_to(connection_id, data)
+    async def send_to(self, connection_id: str, data: Any) -> bool:
+        """Send to one connection by id, wherever it is connected; a typed value is encoded
+        with ``codec``."""
+        return await self._hub.send_to(connection_id, as_message(data, self.codec))
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection with ``code`` (idempotent). Messages sent before are delivered
