@@ -47,7 +47,7 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float) ->
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with socket.create_connection(("127.0.0.1", port), timeout=seconds(0.5)):
                 return
         except OSError:
             time.sleep(0.1)

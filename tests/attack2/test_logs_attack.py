@@ -7,6 +7,8 @@ import re
 import subprocess
 from pathlib import Path
 
+from tests.timing import seconds
+
 from .harness import APPS, PY, ROOST, ROOT, exchange, serve, status_of
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
@@ -36,7 +38,7 @@ def _run_cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.C
         env=e,
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=seconds(30),
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.timing import seconds
 from tests.tls_certs import make_certs
 
 from .harness import PY, rss_kib, serve
@@ -16,7 +17,9 @@ from .harness import PY, rss_kib, serve
 def _abort_before_hello(port: int, count: int) -> None:
     """Open ``count`` TCP connections to the TLS port at once, then close them all before
     any ClientHello."""
-    socks = [socket.create_connection(("127.0.0.1", port), timeout=3) for _ in range(count)]
+    socks = [
+        socket.create_connection(("127.0.0.1", port), timeout=seconds(3)) for _ in range(count)
+    ]
     time.sleep(0.5)
     for s in socks:
         s.close()
