@@ -96,14 +96,17 @@ def process_count(text: str) -> int:
     return count
 
 
+def _one_of(what: str, text: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise argparse.ArgumentTypeError(
+            f"invalid {what} {text!r}: expected one of {', '.join(choices)}"
+        )
+    return value
+
+
 def log_level(text: str) -> str:
     """A logging level name, in any case."""
-    level = text.strip().upper()
-    if level not in LOG_LEVELS:
-        raise argparse.ArgumentTypeError(
-            f"invalid log level {text!r}: expected one of {', '.join(LOG_LEVELS)}"
-        )
-    return level
+    return _one_of("log level", text, text.strip().upper(), LOG_LEVELS)
 
 
 def host_name(text: str) -> str:
@@ -159,12 +162,7 @@ def seconds(text: str) -> float:
 
 def log_format(text: str) -> str:
     """``text`` or ``json``, in any case."""
-    value = text.strip().lower()
-    if value not in LOG_FORMATS:
-        raise argparse.ArgumentTypeError(
-            f"invalid log format {text!r}: expected one of {', '.join(LOG_FORMATS)}"
-        )
-    return value
+    return _one_of("log format", text, text.strip().lower(), LOG_FORMATS)
 
 
 def switch(text: str) -> bool:

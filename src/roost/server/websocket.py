@@ -316,31 +316,27 @@ class WebSocketChannel:
         """Send a text message; waits while the outbound buffer is over ``write_limit``."""
         if self.conn.state is not State.OPEN:
             self._check_open()
-        if self._corked is not None:
-            self.flush()
-        if self._owing_pong:  # the pong to a coalesced ping goes out with this message
-            self.transport.write(self._answer_ping())
-        frame = self.conn.send_text(text)
-        self.transport.write(frame)
-        self.messages_out += 1
-        self.bytes_out += len(frame)
-        if self.write_paused:
+        if self._write_message(self.conn.send_text(text)):
             await self._drain.wait()
 
     async def send_bytes(self, data: bytes) -> None:
         """Send a binary message; waits while the outbound buffer is over ``write_limit``."""
         if self.conn.state is not State.OPEN:
             self._check_open()
+        if self._write_message(self.conn.send_binary(data)):
+            await self._drain.wait()
+
+    def _write_message(self, frame: bytes) -> bool:
+        """Write one message's frame after what was queued before it; whether the writer
+        must now wait for the socket to drain."""
         if self._corked is not None:
             self.flush()
         if self._owing_pong:  # the pong to a coalesced ping goes out with this message
             self.transport.write(self._answer_ping())
-        frame = self.conn.send_binary(data)
         self.transport.write(frame)
         self.messages_out += 1
         self.bytes_out += len(frame)
-        if self.write_paused:
-            await self._drain.wait()
+        return self.write_paused
 
     def send_nowait(self, message: str | bytes, shared: SharedMessage | None = None) -> bool:
         """Queue a message without waiting, under the slow-consumer policy.
