@@ -25,3 +25,19 @@ def test_flags_roost_ignores_are_dropped() -> None:
     assert config.disable_openapi and config.fast and config.open_browser
     assert config.roost_argv(argv) == ["--port", "9000"]
     assert Config.from_argv([]).roost_argv([]) == []
+
+
+def test_start_timeouts_set_the_server_options(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Robyn's ``start(client_timeout=, keep_alive_timeout=)`` set roost's timers."""
+    from roost.app import Roost
+    from roost.compat.robyn import Robyn
+
+    seen = []
+    monkeypatch.setattr(Roost, "start", lambda self, *a, **k: seen.append(self.server_options))
+    monkeypatch.setattr("sys.argv", ["app.py"])
+    app = Robyn(__file__)
+    app.start(client_timeout=3, keep_alive_timeout=7)
+    assert (seen[0].handshake_timeout, seen[0].keep_alive_timeout) == (3.0, 7.0)
+    other = Robyn(__file__)
+    other.start()
+    assert (seen[1].handshake_timeout, seen[1].keep_alive_timeout) == (10.0, 5.0)

@@ -9,6 +9,7 @@ spellings where roost's differ (``SSEResponse`` passes formatted strings through
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -105,15 +106,22 @@ class Robyn(Roost):
         host: str = "127.0.0.1",
         port: int = 8080,
         _check_port: bool = True,
-        client_timeout: int = 30,
-        keep_alive_timeout: int = 20,
+        client_timeout: float | None = None,
+        keep_alive_timeout: float | None = None,
         **roost_options: Any,
     ) -> None:
         """Serve until stopped, as ``Roost.start``: ``ROBYN_HOST``/``ROBYN_PORT`` override the
         arguments, and Robyn's flags are read (``--processes``, ``--log-level``, ``--dev`` as
         roost's ``--reload``); ``--workers``, ``--fast`` and ``--open-browser`` are accepted
-        and ignored. ``client_timeout`` and ``keep_alive_timeout`` are roost's
-        ``ServerOptions`` to set instead."""
+        and ignored. ``client_timeout`` sets ``ServerOptions.handshake_timeout`` (the time to
+        send a whole request) and ``keep_alive_timeout`` ``ServerOptions.keep_alive_timeout``;
+        left out, roost's defaults apply (10 s and 5 s)."""
+        options = self.server_options
+        if client_timeout is not None:
+            options = dataclasses.replace(options, handshake_timeout=float(client_timeout))
+        if keep_alive_timeout is not None:
+            options = dataclasses.replace(options, keep_alive_timeout=float(keep_alive_timeout))
+        self.server_options = options
         host = os.environ.get("ROBYN_HOST", host)
         port = int(os.environ.get("ROBYN_PORT", port))
         sys.argv[1:] = self.config.roost_argv(sys.argv[1:])
