@@ -51,7 +51,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ),
     (
         "registered routes and the connection object",
-        {"roost.routes", "roost.websocket", "roost.typed"},
+        {"roost.routes", "roost.websocket", "roost.typed", "roost.asyncapi"},
     ),
     ("a WebSocket's admission and life", {"roost.admission", "roost.session"}),
     ("dispatch", {"roost.dispatch"}),

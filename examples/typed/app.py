@@ -13,7 +13,7 @@ import msgspec
 
 from roost import MessageError, Roost, WebSocket
 
-app = Roost(__file__)
+app = Roost(__file__, openapi=True)
 
 
 class Join(msgspec.Struct, tag="join", tag_field="type"):
@@ -49,6 +49,9 @@ async def send(websocket: WebSocket, msg: Send) -> int:
         raise MessageError(f"join {msg.room!r} first", code="not_joined")
     said = Said(room=msg.room, text=msg.text, sender=websocket.id)
     return await websocket.broadcast(said, room=msg.room)
+
+
+chat.sends(Said)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+from roost.asyncapi import asyncapi_document, asyncapi_page
 from roost.auth import AuthenticationHandler, AuthenticationNotConfiguredError
 from roost.calls import DEFAULT_SYNC_THREADS, Caller, inline
 from roost.dispatch import Dispatcher
@@ -73,7 +74,8 @@ class Roost:
 
     ``openapi``: True (or an ``roost.openapi.OpenAPI`` with the document's ``info``) serves
     the OpenAPI document of the HTTP routes at ``/openapi.json`` and a page listing them at
-    ``/docs`` (False, the default: neither).
+    ``/docs``, and the AsyncAPI document of the WebSocket endpoints at ``/asyncapi.json`` and
+    its page at ``/asyncapi`` (False, the default: none of them).
     """
 
     #: Routes and hooks registered through this router carry this token (None for an app).
@@ -524,7 +526,8 @@ class Roost:
         return server
 
     def _add_openapi_routes(self) -> None:
-        """Route ``/openapi.json`` and ``/docs`` (once; unless the app routes them itself)."""
+        """Route ``/openapi.json``, ``/docs``, ``/asyncapi.json`` and ``/asyncapi`` (once;
+        each unless the app routes that path itself)."""
         openapi = self.openapi
         if openapi is None:
             return
@@ -540,6 +543,16 @@ class Roost:
         if ("GET", "/docs") not in known:
             page = docs_page(openapi.info.title)
             self.add_route("GET", "/docs", inline(lambda: html(page)), options=hidden)
+        if ("GET", "/asyncapi.json") not in known:
+            endpoints, info = self.routes.websockets, openapi.info
+
+            def asyncapi_json() -> Response:
+                return Response(200, None, asyncapi_document(endpoints.entries(), info))
+
+            self.add_route("GET", "/asyncapi.json", inline(asyncapi_json), options=hidden)
+        if ("GET", "/asyncapi") not in known:
+            page_a = asyncapi_page(openapi.info.title)
+            self.add_route("GET", "/asyncapi", inline(lambda: html(page_a)), options=hidden)
 
     def _check_authentication(self) -> None:
         for method, path, route in self.routes.http.entries():

@@ -186,18 +186,26 @@ class WebSocketEndpoint:
         self.on_close_handler = func
         return func
 
-    def on(self, message_type: type[Any]) -> Callable[[Callback], Callback]:
+    def on(self, message_type: type[Any], *, reply: Any = None) -> Callable[[Callback], Callback]:
         """Register the decorated ``func(websocket, msg)`` for messages of ``message_type``, a
         msgspec Struct tagged by a field such as ``type``. Once the endpoint's own handler has
         returned, roost receives the connection's messages, decodes each into one of the
         registered types and calls its handler; a message that carries ``ref`` is answered
-        with the handler's return value (see docs/typed-messages.md)."""
+        with the handler's return value (see docs/typed-messages.md). ``reply``: the type of
+        that value in the AsyncAPI document (None, the default: ``func``'s return
+        annotation)."""
 
         def register(func: Callback) -> Callback:
-            self.messages.add(message_type, func)
+            self.messages.add(message_type, func, reply)
             return func
 
         return register
+
+    def sends(self, *types: Any) -> None:
+        """Declare the types the server sends on this endpoint (with ``websocket.send``,
+        ``broadcast`` or ``send_to``), for the AsyncAPI document; replies and errors are
+        always there."""
+        self.messages.sends(*types)
 
     def before_connect(self, func: Callback) -> Callback:
         """Register a hook run on the upgrade ``Request`` before any 101: return None to

@@ -158,7 +158,7 @@ class MessageTable:
     ``close_code`` (1008 policy violation, or 1007 invalid payload data); None never closes.
     """
 
-    __slots__ = ("_decode", "close_code", "codec", "handlers", "max_errors")
+    __slots__ = ("_decode", "close_code", "codec", "handlers", "max_errors", "replies", "sent")
 
     def __init__(
         self, codec: Codec = JSON, *, max_errors: int | None = None, close_code: int = 1008
@@ -171,13 +171,21 @@ class MessageTable:
         self.max_errors = max_errors
         self.close_code = close_code
         self.handlers: dict[type[msgspec.Struct], Callable[..., Any]] = {}
+        #: The declared type of each handler's reply ``data`` (only for the documents).
+        self.replies: dict[type[msgspec.Struct], Any] = {}
+        #: The types the server declares it sends (only for the documents).
+        self.sent: list[Any] = []
         self._decode: Callable[[Any], Any] | None = None
 
     def __bool__(self) -> bool:
         return bool(self.handlers)
 
-    def add(self, message_type: type[msgspec.Struct], func: Callable[..., Any]) -> None:
-        """Handle ``message_type`` (a tagged msgspec Struct) with ``func(websocket, msg)``.
+    def add(
+        self, message_type: type[msgspec.Struct], func: Callable[..., Any], reply: Any = None
+    ) -> None:
+        """Handle ``message_type`` (a tagged msgspec Struct) with ``func(websocket, msg)``;
+        ``reply`` is the type of its reply's ``data`` as the AsyncAPI document shows it
+        (None: ``func``'s return annotation).
 
         TypeError if it is not a tagged Struct, declares a ``ref`` field, its tag field
         differs from the others' or msgspec cannot decode it (an annotation that does not
@@ -209,6 +217,12 @@ class MessageTable:
         except (NameError, TypeError) as exc:
             raise TypeError(f"{message_type.__name__} cannot be decoded: {exc}") from exc
         self.handlers[message_type] = func
+        if reply is not None:
+            self.replies[message_type] = reply
+
+    def sends(self, *types: Any) -> None:
+        """Declare types the server sends on the endpoint, for the AsyncAPI document."""
+        self.sent.extend(t for t in types if t not in self.sent)
 
     @property
     def types(self) -> tuple[type[msgspec.Struct], ...]:
