@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -14,7 +15,6 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.browser.test_chat import CHROMIUM, TIMEOUT_MS
-from tests.browser.test_chat import browser as browser_fixture  # noqa: F401 (the `browser` fixture)
 from tests.integration.guide_runner import ROOT, free_port
 from tests.timing import seconds
 
@@ -45,6 +45,23 @@ def example() -> Iterator[str]:
         proc.wait(timeout=seconds(15))
 
 
+@pytest.fixture
+def chromium() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as profile, sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            profile,
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-component-update"],
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
 def offline_page(context, base: str, elsewhere: list[str]):  # type: ignore[no-untyped-def]
     """A page whose requests to anywhere but ``base`` are refused and recorded."""
     page = context.new_page()
@@ -62,11 +79,11 @@ def offline_page(context, base: str, elsewhere: list[str]):  # type: ignore[no-u
     return page
 
 
-def test_the_asyncapi_page_shows_channels_messages_and_schemas(example: str, browser) -> None:  # type: ignore[no-untyped-def]
+def test_the_asyncapi_page_shows_channels_messages_and_schemas(example: str, chromium) -> None:  # type: ignore[no-untyped-def]
     from playwright.sync_api import expect
 
     elsewhere: list[str] = []
-    page = offline_page(browser, example, elsewhere)
+    page = offline_page(chromium, example, elsewhere)
     page.goto(example + "/asyncapi")
     expect(page.locator("section.channel h2")).to_have_text(["/chat"])
     ops = page.locator("section.channel .op")
@@ -83,11 +100,11 @@ def test_the_asyncapi_page_shows_channels_messages_and_schemas(example: str, bro
     assert elsewhere == []
 
 
-def test_the_openapi_page_renders(example: str, browser) -> None:  # type: ignore[no-untyped-def]
+def test_the_openapi_page_renders(example: str, chromium) -> None:  # type: ignore[no-untyped-def]
     from playwright.sync_api import expect
 
     elsewhere: list[str] = []
-    page = offline_page(browser, example, elsewhere)
+    page = offline_page(chromium, example, elsewhere)
     page.goto(example + "/docs")
     expect(page.locator("#ops")).not_to_contain_text("Loading")
     assert elsewhere == []
