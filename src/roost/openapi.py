@@ -1,4 +1,4 @@
-"""A basic OpenAPI 3.0 document of an app's HTTP routes, served at ``/openapi.json`` with a
+"""A basic OpenAPI 3.1 document of an app's HTTP routes, served at ``/openapi.json`` with a
 small offline page at ``/docs`` when the app is created with ``openapi=True`` (or an
 ``OpenAPI``).
 
@@ -107,7 +107,7 @@ class OpenAPI:
     info: OpenAPIInfo = field(default_factory=OpenAPIInfo)
 
     def document(self, routes: Iterable[tuple[str, str, _Route]]) -> dict[str, Any]:
-        """The OpenAPI 3.0 document of ``routes`` ((method, path, route) triples)."""
+        """The OpenAPI 3.1 document of ``routes`` ((method, path, route) triples)."""
         info = self.info
         head: dict[str, Any] = {"title": info.title, "version": info.version}
         if info.description:
@@ -118,7 +118,7 @@ class OpenAPI:
             given = {k: v for k, v in asdict(part).items() if v is not None}
             if given:
                 head[name] = given
-        doc: dict[str, Any] = {"openapi": "3.0.3", "info": head, "paths": {}}
+        doc: dict[str, Any] = {"openapi": "3.1.0", "info": head, "paths": {}}
         if info.servers:
             doc["servers"] = [
                 {k: v for k, v in asdict(s).items() if v is not None} for s in info.servers
