@@ -1,5 +1,9 @@
 """roost's chat demo: rooms, live presence, the last 50 messages per room, an SSE status feed.
 
+Its WebSocket protocol is declared as typed messages (docs/typed-messages.md): the page sends
+``Say``; the server sends ``History`` once joined, then ``Said`` and ``Presence`` as the room
+changes, and an ``error`` message (``code``, ``message``, ``path``) for anything it cannot take.
+
 Run it with ``make demo`` (or ``python -m examples.chat.app``), then open
 http://127.0.0.1:8080/ in two browser windows.
 """
@@ -11,11 +15,20 @@ import re
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Annotated
 
-import orjson
+import msgspec
 
-from roost import Request, Response, Roost, SSEMessage, SSEResponse, WebSocket, serve_html
+from roost import (
+    MessageError,
+    Request,
+    Response,
+    Roost,
+    SSEMessage,
+    SSEResponse,
+    WebSocket,
+    serve_html,
+)
 
 HERE = Path(__file__).parent
 HISTORY = 50
@@ -23,8 +36,37 @@ MAX_TEXT = 1000
 NAME_RE = re.compile(r"^[\w .'-]{1,32}$")
 ROOM_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
+
+# The protocol: every message is a JSON object whose "type" says which of these it is.
+class Say(msgspec.Struct, tag="say", tag_field="type"):
+    """Page to server: say ``text`` in the room."""
+
+    text: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
+
+
+class Said(msgspec.Struct, tag="said", tag_field="type"):
+    """Server to page: ``sender`` said ``text`` at ``ts`` (Unix time, seconds)."""
+
+    sender: str
+    text: str
+    ts: float
+
+
+class History(msgspec.Struct, tag="history", tag_field="type"):
+    """Server to page, once joined: the room's last messages, oldest first."""
+
+    room: str
+    messages: list[Said]
+
+
+class Presence(msgspec.Struct, tag="presence", tag_field="type"):
+    """Server to page: who is in the room now, by name."""
+
+    members: list[str]
+
+
 app = Roost(__file__)
-history: dict[str, deque[dict[str, Any]]] = {}
+history: dict[str, deque[Said]] = {}
 names: dict[str, str] = {}
 
 
@@ -53,27 +95,21 @@ def status() -> SSEResponse:
     return SSEResponse(feed(), keep_alive=10)
 
 
-@app.websocket("/chat", max_message_size=16 * 1024)
+async def announce(room: str) -> None:
+    members = sorted(names[cid] for cid in await app.connections("/chat", room) if cid in names)
+    await app.broadcast("/chat", Presence(members=members), room)
+
+
+@app.websocket("/chat", max_message_size=16 * 1024, max_invalid_messages=10)
 async def chat(websocket: WebSocket, name: str, room: str = "lobby") -> None:
-    while True:
-        raw = await websocket.receive_text()
-        try:
-            message = orjson.loads(raw)
-            text = message["text"]
-            if message.get("type") != "message" or not isinstance(text, str):
-                raise ValueError
-        except (ValueError, KeyError, TypeError):
-            await websocket.send_json({"type": "error", "error": "send {type: message, text}"})
-            continue
-        text = text.strip()
-        if not text:
-            continue
-        if len(text) > MAX_TEXT:
-            await websocket.send_json({"type": "error", "error": "message too long"})
-            continue
-        entry = {"type": "message", "from": name, "text": text, "ts": time.time()}
-        history.setdefault(room, deque(maxlen=HISTORY)).append(entry)
-        await websocket.broadcast(orjson.dumps(entry).decode(), room=room)
+    """Runs once per connection; then roost dispatches its messages to the ``.on`` handlers."""
+    name = name.strip()
+    names[websocket.id] = name
+    websocket.state.update(name=name, room=room)
+    await websocket.join(room)
+    past = history.setdefault(room, deque(maxlen=HISTORY))
+    await websocket.send(History(room=room, messages=list(past)))
+    await announce(room)
 
 
 @chat.before_connect
@@ -87,20 +123,15 @@ def check_names(request: Request) -> Response | None:
     return None
 
 
-async def announce(room: str) -> None:
-    members = sorted(names[cid] for cid in await app.connections("/chat", room) if cid in names)
-    await app.broadcast(
-        "/chat", orjson.dumps({"type": "presence", "members": members}).decode(), room
-    )
-
-
-@chat.on_connect
-async def joined(websocket: WebSocket, name: str, room: str = "lobby") -> None:
-    names[websocket.id] = name.strip()
-    await websocket.join(room)
-    past = list(history.setdefault(room, deque(maxlen=HISTORY)))
-    await websocket.send_json({"type": "history", "room": room, "messages": past})
-    await announce(room)
+@chat.on(Say)
+async def say(websocket: WebSocket, msg: Say) -> None:
+    text = msg.text.strip()
+    if not text:
+        raise MessageError("say something: the text is blank", code="blank")
+    room = websocket.state["room"]
+    said = Said(sender=websocket.state["name"], text=text, ts=time.time())
+    history[room].append(said)
+    await websocket.broadcast(said, room=room)
 
 
 @chat.on_close

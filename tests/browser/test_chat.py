@@ -1,4 +1,5 @@
-"""The chat demo in real headless Chromium: two pages share a room, a third sees none of it."""
+"""The chat demo in real headless Chromium: two pages share a room, a third sees none of it,
+and a message the typed protocol refuses is answered with an error the page shows."""
 
 from __future__ import annotations
 
@@ -122,3 +123,23 @@ def test_two_pages_chat_and_a_third_room_sees_nothing(demo: str, browser) -> Non
 
     bob.close()
     expect(ann.locator("#members li")).to_have_text(["Ann", "Cat"])
+
+
+def test_a_refused_message_shows_its_error_and_the_chat_goes_on(demo: str, browser) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
+    ann = join(browser, demo, "Ann", "alpha")
+    bob = join(browser, demo, "Bob", "alpha")
+    expect(ann.locator("#members li")).to_have_text(["Ann", "Bob"])
+
+    # The page limits the input; a page that does not is answered with a validation error.
+    ann.eval_on_selector("#text", "input => input.removeAttribute('maxlength')")
+    say(ann, "x" * 1001)
+    expect(ann.locator("#error")).to_contain_text("length <= 1000")
+    expect(bob.locator("#messages li")).to_have_count(0)
+
+    say(ann, "still here")
+    expect(ann.locator("#error")).to_have_text("")
+    for page in (ann, bob):
+        expect(page.locator("#messages li .text")).to_have_text(["still here"])
+        expect(page.locator("#messages li .from")).to_have_text(["Ann"])

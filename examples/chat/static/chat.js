@@ -1,5 +1,6 @@
 // roost chat demo: plain JavaScript, no build step. User content is only ever set with
-// textContent, never as HTML.
+// textContent, never as HTML. The messages (JSON, selected by "type") are declared in app.py:
+// the page sends "say"; the server sends "history", "said", "presence" and "error".
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
@@ -10,7 +11,7 @@
     li.className = "message";
     const who = document.createElement("span");
     who.className = "from";
-    who.textContent = msg.from;
+    who.textContent = msg.sender;
     const text = document.createElement("span");
     text.className = "text";
     text.textContent = msg.text;
@@ -45,9 +46,9 @@
     socket.addEventListener("message", (event) => {
       const msg = JSON.parse(event.data);
       if (msg.type === "history") msg.messages.forEach(addMessage);
-      else if (msg.type === "message") addMessage(msg);
+      else if (msg.type === "said") addMessage(msg);
       else if (msg.type === "presence") showMembers(msg.members);
-      else if (msg.type === "error") $("error").textContent = msg.error;
+      else if (msg.type === "error") $("error").textContent = msg.message;
     });
     socket.addEventListener("close", (event) => {
       if (event.code !== 1000) $("error").textContent = `disconnected (${event.code})`;
@@ -58,7 +59,8 @@
     event.preventDefault();
     const text = $("text").value;
     if (socket && socket.readyState === WebSocket.OPEN && text.trim()) {
-      socket.send(JSON.stringify({ type: "message", text }));
+      $("error").textContent = "";
+      socket.send(JSON.stringify({ type: "say", text }));
       $("text").value = "";
     }
   });
