@@ -5,6 +5,7 @@ of a known size are counted by bytes rather than parsed, so that the client stay
 being the bottleneck. Server CPU is read from /proc over exactly the measured window.
 
     python loadgen.py echo   --port P --pid PID [--connections 64 --size 32 --seconds 5]
+    python loadgen.py echo   --port P --pid PID --json --path /typed-echo [--size 64]
     python loadgen.py fanout --port P --pid PID [--subscribers 1000 --seconds 5]
     python loadgen.py scale  --port P --pid PID [--connections 10000]
     python loadgen.py memory --port P --pid PID [--connections 2000 --size 480]
@@ -14,6 +15,9 @@ Chromium does (``permessage-deflate; client_max_window_bits``), compresses every
 sends (zlib, memLevel 8, the window the server allows, context takeover unless the server
 asks for none) and parses and inflates what it receives. Without it replies of a known size
 are counted by bytes.
+
+``--json`` sends a small JSON message, ``{"type":"echo","text":"..."}`` of ``--size`` bytes, to
+``--path``, and first checks that one reply is that same message, byte for byte.
 
 Each prints one JSON object with its figures.
 """
@@ -53,6 +57,14 @@ def chat_message(size: int) -> bytes:
     head = '{"type":"message","room":"general","from":"user-0042","text":"'
     body = (words * (size // len(words) + 1))[: size - len(head) - 2]
     return (head + body + '"}').encode()
+
+
+def echo_message(size: int) -> bytes:
+    """A small JSON message of ``size`` bytes (at least 24): ``{"type":"echo","text":"..."}``."""
+    head = b'{"type":"echo","text":"'
+    if size < len(head) + 2:
+        raise SystemExit(f"--json needs --size {len(head) + 2} or more")
+    return head + b"x" * (size - len(head) - 2) + b'"}'
 
 
 def offered_params(header: str) -> dict[str, int | bool]:
@@ -282,12 +294,36 @@ async def connect_many(
 
 
 def payload_for(args: argparse.Namespace) -> bytes:
-    """The message the clients send: ``--size`` bytes of x, or of chat-like JSON (``--chat``)."""
+    """The message the clients send: ``--size`` bytes of x, of chat-like JSON (``--chat``) or
+    a small JSON message (``--json``)."""
+    if args.json:
+        return echo_message(args.size)
     return chat_message(args.size) if args.chat else b"x" * args.size
+
+
+async def check_echo(port: int, path: str, payload: bytes) -> None:
+    """Exit unless the server at ``path`` answers ``payload`` with the same message."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[bytes] = loop.create_future()
+
+    def on_reply(client: Client) -> None:
+        if not answer.done():
+            answer.set_result(client.message)
+
+    _, client = await loop.create_connection(lambda: Client(path, 0, on_reply), "127.0.0.1", port)
+    await client.ready
+    client.parse = True
+    client.transport.write(masked_frame(payload))  # type: ignore[union-attr]
+    reply = await asyncio.wait_for(answer, 10)
+    client.transport.abort()  # type: ignore[union-attr]
+    if reply != payload:
+        raise SystemExit(f"{path} answered {reply!r} to {payload!r}")
 
 
 async def echo(args: argparse.Namespace) -> dict[str, object]:
     payload = payload_for(args)
+    if args.json:
+        await check_echo(args.port, args.path, payload)
     frame = masked_frame(payload)
     measuring = False
     count = 0
@@ -306,7 +342,7 @@ async def echo(args: argparse.Namespace) -> dict[str, object]:
 
     clients = await connect_many(
         args.port,
-        "/echo",
+        args.path,
         args.connections,
         reply_length(len(payload)),
         on_reply,
@@ -438,7 +474,7 @@ async def memory(args: argparse.Namespace) -> dict[str, object]:
     rss0 = server_rss(args.pid)
     clients = await connect_many(
         args.port,
-        "/echo",
+        args.path,
         args.connections,
         reply_length(len(payload)),
         on_reply,
@@ -475,6 +511,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--deflate", action="store_true", help="offer permessage-deflate")
     parser.add_argument("--chat", action="store_true", help="send chat-like JSON text")
+    parser.add_argument("--json", action="store_true", help="send a small JSON echo message")
+    parser.add_argument("--path", default="/echo", help="the echo endpoint")
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -63,6 +63,20 @@ MEASUREMENTS = {
         "--deflate",
     ],
 }
+JSON_ECHO = ["echo", "--connections", "64", "--json", "--size", "64"]
+#: roost only: the same small JSON echo written by hand and with typed messages.
+ROOST_MEASUREMENTS = {
+    "echo JSON 64 B, by hand": [*JSON_ECHO, "--path", "/json-echo"],
+    "echo JSON 64 B, typed": [*JSON_ECHO, "--path", "/typed-echo"],
+}
+#: The most extra server CPU per message typed dispatch may cost over the hand-written echo.
+TYPED_OVERHEAD_BOUND = 0.20
+
+
+def typed_overhead(by_hand: float, typed: float) -> float:
+    """Extra server CPU per message of the typed echo over the hand-written one (0.1 = 10%),
+    from their messages per server CPU-second."""
+    return by_hand / typed - 1
 
 
 def free_port() -> int:
@@ -328,6 +342,33 @@ def write_report(
         "10,000 connections opened (250 at a time) and held; server memory read after 2 s.",
     )
     compression_tables(med, lines)
+    typed_rows = [(m, med[m]["roost"]) for m in ROOST_MEASUREMENTS if "roost" in med.get(m, {})]
+    if typed_rows:
+        lines += [
+            "## Typed messages: echo of a small JSON message (roost)",
+            "",
+            '64 connections echo `{"type":"echo","text":"xx…"}` (64 bytes): *by hand*'
+            " with `receive_text`, `orjson.loads`, a check of both fields, `orjson.dumps` and"
+            " `send_text`; *typed* with an `Echo` Struct handled by `@endpoint.on(Echo)` that"
+            " sends the message back (decode, dispatch, encode). See `bench/typed_ab.py` for"
+            " an interleaved A/B run of just these two.",
+            "",
+            "| endpoint | messages per server CPU-s | messages/s | p50 µs | p99 µs | server CPU |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for measurement, figures in typed_rows:
+            cells = [
+                fmt(figures.get(k, float("nan")), d)
+                for k, d in (
+                    ("messages_per_server_cpu_s", 0),
+                    ("messages_per_s", 0),
+                    ("p50_us", 0),
+                    ("p99_us", 0),
+                    ("server_cpu_share", 2),
+                )
+            ]
+            lines.append(f"| {measurement} | " + " | ".join(cells) + " |")
+        lines.append("")
     checks = []
     r = med.get("echo 32 B", {})
     if "roost" in r and robyn in r:
@@ -385,6 +426,19 @@ def write_report(
                     f"{value:.1f} KB",
                 )
             )
+    hand = med.get("echo JSON 64 B, by hand", {}).get("roost")
+    typed = med.get("echo JSON 64 B, typed", {}).get("roost")
+    if hand and typed:
+        extra = typed_overhead(
+            hand["messages_per_server_cpu_s"], typed["messages_per_server_cpu_s"]
+        )
+        checks.append(
+            (
+                "typed echo ≤ 20% more server CPU per message than by hand",
+                extra <= TYPED_OVERHEAD_BOUND,
+                f"{extra:+.1%}",
+            )
+        )
     lines += [
         "## Targets (single roost process)",
         "",
@@ -410,15 +464,18 @@ def main() -> int:
     args = parser.parse_args()
     rounds, seconds = (1, 2.0) if args.quick else (args.rounds, args.seconds)
     subprocess.run(["bash", str(HERE / "setup.sh")], check=True)
-    chosen = {k: v for k, v in MEASUREMENTS.items() if not args.only or k in args.only}
+    every = {**MEASUREMENTS, **ROOST_MEASUREMENTS}
+    chosen = {k: v for k, v in every.items() if not args.only or k in args.only}
     results: dict[str, dict[str, list[dict[str, float]]]] = {
-        m: {s: [] for s in SERVERS} for m in chosen
+        m: {s: [] for s in SERVERS if m not in ROOST_MEASUREMENTS or s == "roost"} for m in chosen
     }
     names = list(SERVERS)
     for round_no in range(rounds):
         order = names[round_no % len(names) :] + names[: round_no % len(names)]
         for m, margs in chosen.items():
             for server in order:
+                if m in ROOST_MEASUREMENTS and server != "roost":
+                    continue
                 try:
                     figures = measure(server, margs, seconds)
                 except Exception as exc:  # a peer failing must not stop the run

@@ -1,4 +1,6 @@
-"""roost: /echo echoes text; /fanout broadcasts every message to every connection.
+"""roost: /echo echoes text; /fanout broadcasts every message to every connection;
+/json-echo and /typed-echo echo a small JSON message ``{"type":"echo","text":...}`` after
+decoding and checking it, by hand (``receive_text`` + orjson) and with typed messages.
 
     python roost_server.py PORT [OPTION=VALUE ...]
 
@@ -10,6 +12,9 @@ OPTION=VALUE pairs are WebSocket endpoint options for both endpoints (Python lit
 import ast
 import os
 import sys
+
+import msgspec
+import orjson
 
 from roost import Roost, ServerOptions
 
@@ -32,6 +37,30 @@ async def echo(websocket):
 async def fanout(websocket):
     while True:
         await websocket.broadcast(await websocket.receive_text())
+
+
+@app.websocket("/json-echo", **options)
+async def json_echo(websocket):
+    while True:
+        message = orjson.loads(await websocket.receive_text())
+        if message.get("type") != "echo" or not isinstance(message.get("text"), str):
+            await websocket.send_text('{"type":"error"}')
+            continue
+        await websocket.send_text(orjson.dumps({"type": "echo", "text": message["text"]}).decode())
+
+
+class Echo(msgspec.Struct, tag="echo", tag_field="type"):
+    text: str
+
+
+@app.websocket("/typed-echo", **options)
+async def typed_echo(websocket):
+    pass
+
+
+@typed_echo.on(Echo)
+async def echo_back(websocket, msg):
+    await websocket.send(msg)
 
 
 if __name__ == "__main__":

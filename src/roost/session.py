@@ -129,12 +129,13 @@ class Session:
         logged, answered as ``internal_error``). After ``max_errors`` invalid messages the
         connection is closed with the endpoint's ``close_code``."""
         table, ws, channel = self.endpoint.messages, self.ws, self.channel
-        handlers = table.handlers
+        # Looked up once: this loop runs for every message.
+        handlers, decode, recv, call = table.handlers, table.decode, channel.recv, self.calls.call
         invalid = 0
         while True:
-            data = await channel.recv()
+            data = await recv()
             try:
-                message, ref = table.decode(data)
+                message, ref = decode(data)
             except InvalidMessage as exc:
                 invalid += 1
                 await ws.send(exc.error)
@@ -143,7 +144,7 @@ class Session:
                     return
                 continue
             try:
-                result = await self.calls.call(handlers[type(message)], ws, message)
+                result = await call(handlers[type(message)], ws, message)
                 if ref is not None:
                     await ws.send(Reply(ref, result))
             except MessageError as exc:

@@ -79,7 +79,7 @@ class Codec:
     """How an endpoint's typed messages are written: ``"json"`` in text messages, or
     ``"msgpack"`` (MessagePack) in binary messages. Encoders and decoders are built once."""
 
-    __slots__ = ("_encode", "_ref", "binary", "markers", "name")
+    __slots__ = ("_bytes_marks", "_encode", "_ref", "_text_marks", "binary", "name")
 
     def __init__(self, name: Literal["json", "msgpack"]) -> None:
         self.name = name
@@ -87,12 +87,15 @@ class Codec:
         if self.binary:
             self._encode: Callable[[Any], bytes] = msgspec.msgpack.Encoder().encode
             self._ref: Callable[[Any], _RefOnly] = msgspec.msgpack.Decoder(_RefOnly).decode
-            self.markers: tuple[tuple[str, ...], tuple[bytes, ...]] = ((), (b"ref",))
+            # What a message that may carry ``ref`` contains (a text one cannot be MessagePack).
+            self._text_marks: tuple[str, ...] = ()
+            self._bytes_marks: tuple[bytes, ...] = (b"ref",)
         else:
             self._encode = msgspec.json.Encoder().encode
             self._ref = msgspec.json.Decoder(_RefOnly).decode
             # A key can only be spelled another way with a \u escape.
-            self.markers = (('"ref"', "\\u"), (b'"ref"', b"\\u"))
+            self._text_marks = ('"ref"', "\\u")
+            self._bytes_marks = (b'"ref"', b"\\u")
 
     def encode(self, value: Any) -> str | bytes:
         """``value`` as a message: ``str`` for JSON, ``bytes`` for MessagePack."""
@@ -108,10 +111,9 @@ class Codec:
     def ref_of(self, data: str | bytes) -> int | str | None:
         """The ``ref`` field of a raw message, or None; raises InvalidMessage for a malformed
         message or a ``ref`` that is not an integer or a short string."""
-        if isinstance(data, str):
-            if not any(m in data for m in self.markers[0]):
-                return None
-        elif not any(m in data for m in self.markers[1]):
+        # Checked on every message, so without a loop or a generator: one or two marks.
+        marks: tuple[Any, ...] = self._text_marks if isinstance(data, str) else self._bytes_marks
+        if not marks or (marks[0] not in data and marks[-1] not in data):
             return None
         try:
             return self._ref(data).ref
