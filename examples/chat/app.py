@@ -2,7 +2,8 @@
 
 Its WebSocket protocol is declared as typed messages (docs/typed-messages.md): the page sends
 ``Say``; the server sends ``History`` once joined, then ``Said`` and ``Presence`` as the room
-changes, and an ``error`` message (``code``, ``message``, ``path``) for anything it cannot take.
+changes, and an ``error`` message (``code``, ``message``, ``path``) for anything it cannot
+take. The page at /asyncapi shows that protocol.
 
 Run it with ``make demo`` (or ``python -m examples.chat.app``), then open
 http://127.0.0.1:8080/ in two browser windows.
@@ -65,7 +66,8 @@ class Presence(msgspec.Struct, tag="presence", tag_field="type"):
     members: list[str]
 
 
-app = Roost(__file__)
+# openapi=True also serves the protocol below as an AsyncAPI document, on a page at /asyncapi.
+app = Roost(__file__, openapi=True)
 history: dict[str, deque[Said]] = {}
 names: dict[str, str] = {}
 
@@ -132,6 +134,9 @@ async def say(websocket: WebSocket, msg: Say) -> None:
     said = Said(sender=websocket.state["name"], text=text, ts=time.time())
     history[room].append(said)
     await websocket.broadcast(said, room=room)
+
+
+chat.sends(History, Said, Presence)
 
 
 @chat.on_close

@@ -1,5 +1,6 @@
 """The chat demo in real headless Chromium: two pages share a room, a third sees none of it,
-and a message the typed protocol refuses is answered with an error the page shows."""
+a message the typed protocol refuses is answered with an error the page shows, and the
+page links to the AsyncAPI page of that protocol."""
 
 from __future__ import annotations
 
@@ -143,3 +144,18 @@ def test_a_refused_message_shows_its_error_and_the_chat_goes_on(demo: str, brows
     for page in (ann, bob):
         expect(page.locator("#messages li .text")).to_have_text(["still here"])
         expect(page.locator("#messages li .from")).to_have_text(["Ann"])
+
+
+def test_the_page_links_to_the_protocol_it_speaks(demo: str, browser) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
+    page = browser.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(demo)
+    page.click("#protocol")
+    page.wait_for_url("**/asyncapi")
+    expect(page.locator("section.channel h2")).to_have_text(["/chat"])
+    ops = page.locator("section.channel .op")
+    expect(ops.nth(0)).to_contain_text("Say")
+    for name in ("History", "Said", "Presence", "Error"):
+        expect(page.locator(f"#schema-{name}")).to_have_count(1)
