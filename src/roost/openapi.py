@@ -4,7 +4,8 @@ small offline page at ``/docs`` when the app is created with ``openapi=True`` (o
 
 Each operation has its summary (``openapi_name`` or the handler's name), the handler's
 docstring, tags, path and query parameters with their types, a JSON request body for
-``JsonBody`` parameters, the documented ``responses``, ``deprecated`` and, for
+``JsonBody`` parameters, the JSON Schema of a msgspec ``Struct`` read as the body or
+returned (in ``components.schemas``), the documented ``responses``, ``deprecated`` and, for
 ``auth_required`` routes, a bearer security requirement. Routes with
 ``include_in_schema=False`` are left out.
 """
@@ -14,9 +15,12 @@ from __future__ import annotations
 import html
 import inspect
 import re
+import typing
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
+
+import msgspec
 
 from roost.params import Param
 from roost.routing import Pattern
@@ -129,11 +133,20 @@ class OpenAPI:
             }
         components = {k: dict(v) for k, v in asdict(info.components).items() if v}
         secured = False
-        for method, path, route in routes:
+        listed = [(m, p, r) for m, p, r in routes if r.options.include_in_schema]
+        typed = sorted(
+            {t for _, _, route in listed for t in _types_of(route)}, key=lambda t: t.__name__
+        )
+        refs: dict[Any, dict[str, Any]] = {}
+        if typed:  # msgspec Structs in bodies and responses: their JSON Schema, once each
+            schemas, defs = msgspec.json.schema_components(
+                typed, ref_template="#/components/schemas/{name}"
+            )
+            refs = dict(zip(typed, schemas, strict=True))
+            components.setdefault("schemas", {}).update(defs)
+        for method, path, route in listed:
             options = route.options
-            if not options.include_in_schema:
-                continue
-            operation = _operation(method, path, route)
+            operation = _operation(method, path, route, refs)
             if options.auth_required:
                 operation["security"] = [{"BearerAuth": []}]
                 secured = True
@@ -155,7 +168,34 @@ def _openapi_path(path: str) -> str:
     return out
 
 
-def _operation(method: str, path: str, route: _Route) -> dict[str, Any]:
+def _types_of(route: _Route) -> list[Any]:
+    """The msgspec Structs a route reads as its body or returns."""
+    found = [p.kind for p in route.params if p.source == "typed"]
+    returned = _returned(route.handler)
+    if returned is not None:
+        found.append(returned)
+    return found
+
+
+def _returned(handler: Any) -> Any:
+    """The handler's return annotation when it is a Struct or a list of Structs, else None."""
+    try:
+        annotation = typing.get_type_hints(handler).get("return")
+    except Exception:
+        return None
+    inner = typing.get_args(annotation)
+    if typing.get_origin(annotation) is list and inner and _is_struct(inner[0]):
+        return annotation
+    return annotation if _is_struct(annotation) else None
+
+
+def _is_struct(annotation: Any) -> bool:
+    return inspect.isclass(annotation) and issubclass(annotation, msgspec.Struct)
+
+
+def _operation(
+    method: str, path: str, route: _Route, refs: dict[Any, dict[str, Any]]
+) -> dict[str, Any]:
     options = route.options
     handler = route.handler
     name = getattr(handler, "__name__", "handler")
@@ -190,10 +230,20 @@ def _operation(method: str, path: str, route: _Route) -> dict[str, Any]:
                 "required": True,
                 "content": {"application/json": {"schema": {"type": "object"}}},
             }
+        elif param.source == "typed":
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": refs[param.kind]}},
+            }
     if parameters:
         operation["parameters"] = parameters
     status = str(options.status_code or 200)
     responses: dict[str, Any] = {status: {"description": "Successful Response"}}
+    returned = _returned(handler)
+    if returned is not None:
+        responses[status]["content"] = {"application/json": {"schema": refs[returned]}}
+    if any(p.source in ("typed", "path", "query") for p in route.params):
+        responses.setdefault("400", {"description": "A parameter or the body is invalid"})
     for code, described in (options.responses or {}).items():
         text = described if isinstance(described, str) else "Response"
         responses[str(code)] = {"description": text}

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import msgspec
+
 from roost.protocol.errors import HttpError
 from roost.protocol.http import Headers
 from roost.requests import QueryParams, Url
@@ -55,7 +57,7 @@ class Param:
     """How one parameter gets its value."""
 
     name: str
-    source: Literal["subject", "global", "router", "path", "query", "part", "json"]
+    source: Literal["subject", "global", "router", "path", "query", "part", "json", "typed"]
     kind: Any = str
     default: Any = _EMPTY
 
@@ -120,6 +122,8 @@ _SUBJECT_TYPES = {"Request", "WebSocket", "WebSocketAdapter"}
 def _request_part(name: str, annotation: Any) -> Param | None:
     """The plan for a request handler's parameter that asks for a part of the request."""
     if inspect.isclass(annotation):
+        if issubclass(annotation, msgspec.Struct):
+            return Param(name, "typed", annotation)  # the JSON body, decoded and validated
         if issubclass(annotation, JsonBody) or typing.is_typeddict(annotation):
             return Param(name, "json")
         if issubclass(annotation, Body):
@@ -187,6 +191,13 @@ def resolve(
             try:
                 kwargs[p.name] = subject.json()
             except ValueError as exc:
+                raise HttpError(400, f"invalid JSON body: {exc}") from None
+        elif source == "typed":
+            try:
+                kwargs[p.name] = msgspec.json.decode(subject.body, type=p.kind)
+            except msgspec.ValidationError as exc:
+                raise HttpError(400, f"invalid body: {exc}") from None
+            except msgspec.DecodeError as exc:
                 raise HttpError(400, f"invalid JSON body: {exc}") from None
         else:
             kind = p.kind

@@ -8,6 +8,7 @@ import re
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+import msgspec
 import orjson
 
 from roost.protocol.errors import ClientDisconnected
@@ -174,7 +175,11 @@ def to_response(value: Any) -> Response:
     if value is None:
         return Response(200, None, b"")
     if isinstance(value, str | bytes | dict | list):
+        if isinstance(value, list) and value and isinstance(value[0], msgspec.Struct):
+            return _typed(value)
         return Response(200, None, value)
+    if isinstance(value, msgspec.Struct):
+        return _typed(value)
     if isinstance(value, tuple):
         if len(value) != 3:
             raise TypeError(
@@ -187,6 +192,11 @@ def to_response(value: Any) -> Response:
         f"a handler returned {type(value).__name__}; return str, bytes, dict, list, "
         "a (description, headers, status_code) tuple or Response"
     )
+
+
+def _typed(value: Any) -> Response:
+    """A msgspec Struct (or a list of them) as JSON."""
+    return Response(200, [("content-type", "application/json")], msgspec.json.encode(value))
 
 
 def plain(status: int, message: str, headers: HeadersLike = None) -> Response:
