@@ -117,5 +117,8 @@ async def test_typed_bodies_are_validated_and_typed_values_returned(serve) -> No
         assert missing.status == 400 and b"missing required field `name`" in missing.body
         garbage = await request(server.port, "POST", "/items", body=b"{not json")
         assert garbage.status == 400 and garbage.body.startswith(b"invalid JSON body")
+        deep = b'{"name": "x", "price": 1, "extra": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        nested = await request(server.port, "POST", "/items", body=deep)
+        assert (nested.status, nested.body) == (400, b"invalid JSON body: nested too deeply")
         listed = await request(server.port, "GET", "/items?limit=1")
         assert listed.json() == [{"name": "pen", "price": 1.5, "tags": []}]

@@ -108,3 +108,20 @@ def test_typed_values_are_encoded_once_and_text_passes_through() -> None:
     assert as_message(b"raw", MSGPACK) == b"raw"
     assert as_message(A(1)) == '{"type":"a","x":1}'
     assert msgspec.msgpack.decode(as_message(A(1), MSGPACK)) == {"type": "a", "x": 1}
+
+
+class Anything(msgspec.Struct, tag="any", tag_field="type"):
+    data: object = None
+
+
+def test_a_message_nested_too_deeply_is_a_decode_error() -> None:
+    """msgspec stops at Python's recursion limit: that is bad input, not a crash."""
+    table = MessageTable()
+    table.add(Anything, handler)
+    deep = '{"type": "any", "data": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    with pytest.raises(InvalidMessage) as caught:
+        table.decode(deep)
+    assert caught.value.error == Error("decode_error", "the message is nested too deeply")
+    with pytest.raises(InvalidMessage) as caught:
+        table.decode(deep.replace('"any"', '"any", "ref": 1'))
+    assert caught.value.error.code == "decode_error"

@@ -199,6 +199,8 @@ def resolve(
                 raise HttpError(400, f"invalid body: {exc}") from None
             except msgspec.DecodeError as exc:
                 raise HttpError(400, f"invalid JSON body: {exc}") from None
+            except RecursionError:
+                raise HttpError(400, "invalid JSON body: nested too deeply") from None
         else:
             kind = p.kind
             if source == "path":

@@ -119,6 +119,8 @@ class Codec:
             return self._ref(data).ref
         except msgspec.DecodeError as exc:
             raise InvalidMessage(_error(exc, None)) from None
+        except RecursionError:
+            raise InvalidMessage(_too_deep(None)) from None
 
     def __repr__(self) -> str:
         return f"<Codec {self.name}>"
@@ -142,6 +144,10 @@ def codec_named(name: str) -> Codec:
     if name == "msgpack":
         return MSGPACK
     raise ValueError(f"encoding must be 'json' or 'msgpack', not {name!r}")
+
+
+def _too_deep(ref: int | str | None) -> Error:
+    return Error("decode_error", "the message is nested too deeply", None, ref)
 
 
 def _error(exc: msgspec.DecodeError, ref: int | str | None) -> Error:
@@ -244,3 +250,5 @@ class MessageTable:
             return self._decode(data), ref
         except msgspec.DecodeError as exc:
             raise InvalidMessage(_error(exc, ref)) from None
+        except RecursionError:
+            raise InvalidMessage(_too_deep(ref)) from None
