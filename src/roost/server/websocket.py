@@ -110,9 +110,9 @@ class WebSocketChannel:
             self._next_release = now + idle
         self.dropped = 0
         self.messages_in = 0  # whole messages received
-        self.messages_out = 0  # messages sent or queued (send_*, send_nowait)
+        self.messages_out = 0  # messages written (send_*, and send_nowait's when flushed)
         self.bytes_in = 0  # bytes read from the socket
-        self.bytes_out = 0  # bytes of the messages' frames sent or queued
+        self.bytes_out = 0  # bytes of the messages' frames written
         self.high_water = 0  # the largest outbound buffer seen (a flush, a write pause)
         self.on_lost: list[Callable[[], object]] | None = None
         transport.set_write_buffer_limits(high=options.write_limit)
@@ -378,8 +378,6 @@ class WebSocketChannel:
         else:
             corked.append(frame)
         self._corked_size = size + len(frame)
-        self.messages_out += 1
-        self.bytes_out += len(frame)
         return True
 
     def flush(self) -> None:
@@ -390,8 +388,11 @@ class WebSocketChannel:
         self._corked = None
         if self._corked_size > self.high_water:
             self.high_water = self._corked_size
+        data = corked[0] if len(corked) == 1 else b"".join(corked)
+        self.messages_out += len(corked)  # counted here, once per turn, not per delivery
+        self.bytes_out += len(data)
         if not self.transport.is_closing():
-            self.transport.write(corked[0] if len(corked) == 1 else b"".join(corked))
+            self.transport.write(data)
 
     async def ping(self, payload: bytes = b"") -> None:
         """Send a ping frame."""
