@@ -32,7 +32,8 @@ def inline(func: F) -> F:
     """Run the sync callable ``func`` on the event loop instead of the thread pool.
 
     Only for code that never blocks (no I/O, no locks, microseconds of work): it saves the
-    hand-off to a thread (tens of microseconds) and blocks every connection while it runs.
+    hand-off to a thread (about 60 µs a call on a 2-core machine: ``bench/sync_calls.py``)
+    and blocks every connection while it runs.
     """
     try:
         setattr(func, _INLINE, True)
