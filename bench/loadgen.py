@@ -9,6 +9,10 @@ being the bottleneck. Server CPU is read from /proc over exactly the measured wi
     python loadgen.py fanout --port P --pid PID [--subscribers 1000 --seconds 5]
     python loadgen.py scale  --port P --pid PID [--connections 10000]
     python loadgen.py memory --port P --pid PID [--connections 2000 --size 480]
+    python loadgen.py http   --port P --pid PID --path /plaintext [--connections 64]
+
+``http`` runs ``wrk`` (keep-alive, one thread) against GET ``--path`` after checking one
+response, and reports its requests and latency percentiles.
 
 ``--deflate`` makes every connection a browser-like client: it offers permessage-deflate as
 Chromium does (``permessage-deflate; client_max_window_bits``), compresses every message it
@@ -30,10 +34,13 @@ import base64
 import contextlib
 import json
 import os
+import re
 import resource
 import struct
+import subprocess
 import sys
 import time
+import urllib.request
 import zlib
 
 import uvloop
@@ -498,9 +505,70 @@ async def memory(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
+#: What each HTTP path must answer: body and media type.
+HTTP_ANSWERS = {
+    "/plaintext": (b"Hello, World!", "text/plain"),
+    "/json": ({"message": "Hello, World!"}, "application/json"),
+}
+WRK_UNITS = {"us": 1.0, "ms": 1e3, "s": 1e6}
+
+
+def check_http(port: int, path: str) -> None:
+    """Fail unless GET ``path`` answers what ``HTTP_ANSWERS`` says it should."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+        body, media_type = response.read(), response.headers.get_content_type()
+    want_body, want_type = HTTP_ANSWERS[path]
+    got = json.loads(body) if isinstance(want_body, dict) else body
+    if got != want_body or media_type != want_type:
+        raise SystemExit(f"{path} answered {media_type} {body!r}")
+
+
+def wrk_figures(output: str) -> dict[str, float]:
+    """Requests, requests/s and latency percentiles (µs) from ``wrk --latency`` output; fails
+    on any error or non-2xx/3xx response wrk counted."""
+    errors = re.search(r"(Non-2xx or 3xx responses|Socket errors):.*", output)
+    if errors:
+        raise SystemExit(f"wrk: {errors.group(0)}")
+    count, elapsed, unit = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s),", output).groups()  # type: ignore[union-attr]
+    figures = {
+        "requests": float(count),
+        "elapsed_s": float(elapsed) * WRK_UNITS[unit] / 1e6,
+        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
+    }
+    for pct in ("50", "99"):
+        value, unit = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)$", output, re.M).groups()  # type: ignore[union-attr]
+        figures[f"p{pct}_us"] = float(value) * WRK_UNITS[unit]
+    return figures
+
+
+def wrk(args: argparse.Namespace, seconds: float) -> str:
+    """Run wrk for ``seconds`` (rounded to whole seconds, at least 1: all wrk takes)."""
+    url = f"http://127.0.0.1:{args.port}{args.path}"
+    whole = max(1, round(seconds))
+    command = ["wrk", "-t1", f"-c{args.connections}", f"-d{whole}s", "--latency", url]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+
+def http(args: argparse.Namespace) -> dict[str, object]:
+    """Keep-alive GETs from ``wrk`` (it inherits this process's CPU pinning)."""
+    check_http(args.port, args.path)
+    wrk(args, args.warmup)
+    cpu0, c0 = server_cpu(args.pid), resource.getrusage(resource.RUSAGE_CHILDREN)
+    output = wrk(args, args.seconds)
+    cpu1, c1 = server_cpu(args.pid), resource.getrusage(resource.RUSAGE_CHILDREN)
+    figures = wrk_figures(output)
+    client = c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime
+    return {
+        **figures,
+        "requests_per_server_cpu_s": figures["requests"] / max(cpu1 - cpu0, 1e-9),
+        "server_cpu_share": (cpu1 - cpu0) / figures["elapsed_s"],
+        "client_cpu_share": client / figures["elapsed_s"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["echo", "fanout", "scale", "memory"])
+    parser.add_argument("mode", choices=["echo", "fanout", "scale", "memory", "http"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--pid", type=int, required=True, help="the server's pid, for its CPU")
     parser.add_argument("--connections", type=int, default=64)
@@ -517,7 +585,7 @@ def main() -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     modes = {"echo": echo, "fanout": fanout, "scale": scale, "memory": memory}
-    result = uvloop.run(modes[args.mode](args))
+    result = http(args) if args.mode == "http" else uvloop.run(modes[args.mode](args))
     json.dump(result, sys.stdout)
     print()
 

@@ -4,6 +4,9 @@
     python bench/run.py --quick    # 1 short round, to check that everything runs
     python bench/run.py --only "memory" "memory, deflate" --rounds 1   # some measurements
 
+The *http* measurements run ``wrk`` (``apt-get install wrk``) against the servers that serve
+HTTP: keep-alive GETs of a plaintext and a JSON route on 64 connections.
+
 Measurements whose name ends in ", deflate" use browser-like clients that offer
 permessage-deflate as Chromium does (``loadgen.py --deflate``); every server here negotiates
 it when offered if it supports it, as it would in production.
@@ -69,6 +72,12 @@ ROOST_MEASUREMENTS = {
     "echo JSON 64 B, by hand": [*JSON_ECHO, "--path", "/json-echo"],
     "echo JSON 64 B, typed": [*JSON_ECHO, "--path", "/typed-echo"],
 }
+#: HTTP keep-alive, 64 connections, driven by wrk; only for the servers that serve HTTP.
+HTTP_MEASUREMENTS = {
+    "http plaintext": ["http", "--connections", "64", "--path", "/plaintext"],
+    "http json": ["http", "--connections", "64", "--path", "/json"],
+}
+HTTP_SERVERS = ("roost", "Robyn 0.88", "uvicorn+Starlette", "aiohttp")
 #: The most extra server CPU per message typed dispatch may cost over the hand-written echo.
 TYPED_OVERHEAD_BOUND = 0.20
 
@@ -77,6 +86,15 @@ def typed_overhead(by_hand: float, typed: float) -> float:
     """Extra server CPU per message of the typed echo over the hand-written one (0.1 = 10%),
     from their messages per server CPU-second."""
     return by_hand / typed - 1
+
+
+def runs_on(measurement: str, server: str) -> bool:
+    """Whether ``measurement`` is run against ``server``."""
+    if measurement in ROOST_MEASUREMENTS:
+        return server == "roost"
+    if measurement in HTTP_MEASUREMENTS:
+        return server in HTTP_SERVERS
+    return True
 
 
 def free_port() -> int:
@@ -317,6 +335,25 @@ def write_report(
         "64 connections, each sending its next message when the echo of the last arrives.",
     )
     table("Echo, 64 KiB messages", "echo 64 KiB", echo_cols, "The same with 64 KiB messages.")
+    http_cols = [
+        ("requests per server CPU-s", "requests_per_server_cpu_s", 0),
+        ("requests/s", "requests_per_s", 0),
+        ("p50 µs", "p50_us", 0),
+        ("p99 µs", "p99_us", 0),
+        ("server CPU", "server_cpu_share", 2),
+        ("client CPU", "client_cpu_share", 2),
+    ]
+    for measurement, what in (
+        ("http plaintext", "`GET /plaintext` → `Hello, World!` (text/plain)"),
+        ("http json", '`GET /json` → `{"message": "Hello, World!"}` (application/json)'),
+    ):
+        table(
+            f"HTTP, keep-alive, 64 connections: {measurement.removeprefix('http ')}",
+            measurement,
+            http_cols,
+            f"{what}, async handlers; `wrk -t1 -c64 -d<seconds>s --latency` (one thread,"
+            " 64 keep-alive connections) on CPU 1, after a 1 s warm-up run. Latency is wrk's.",
+        )
     table(
         "Fan-out",
         "fan-out",
@@ -401,6 +438,21 @@ def write_report(
         ratio = f["roost"]["deliveries_per_s"] / f[robyn]["deliveries_per_s"]
         checks.append(("fan-out ≥ Robyn deliveries/s", ratio >= 1, f"{ratio:.2f}×"))
         checks.append(("stretch: fan-out ≥ 1.5× Robyn", ratio >= 1.5, f"{ratio:.2f}×"))
+    for measurement in HTTP_MEASUREMENTS:
+        h = med.get(measurement, {})
+        if "roost" not in h:
+            continue
+        mine = h["roost"]["requests_per_server_cpu_s"]
+        for peer, factor in ((robyn, 1.5), ("uvicorn+Starlette", 2)):
+            if peer in h:
+                ratio = mine / h[peer]["requests_per_server_cpu_s"]
+                checks.append(
+                    (
+                        f"{measurement} ≥ {factor:g}× {peer} per server CPU-s",
+                        ratio >= factor,
+                        f"{ratio:.2f}×",
+                    )
+                )
     s = med.get("scale", {})
     if "roost" in s:
         kb = s["roost"]["rss_per_connection_kb"]
@@ -464,17 +516,17 @@ def main() -> int:
     args = parser.parse_args()
     rounds, seconds = (1, 2.0) if args.quick else (args.rounds, args.seconds)
     subprocess.run(["bash", str(HERE / "setup.sh")], check=True)
-    every = {**MEASUREMENTS, **ROOST_MEASUREMENTS}
+    every = {**MEASUREMENTS, **HTTP_MEASUREMENTS, **ROOST_MEASUREMENTS}
     chosen = {k: v for k, v in every.items() if not args.only or k in args.only}
     results: dict[str, dict[str, list[dict[str, float]]]] = {
-        m: {s: [] for s in SERVERS if m not in ROOST_MEASUREMENTS or s == "roost"} for m in chosen
+        m: {s: [] for s in SERVERS if runs_on(m, s)} for m in chosen
     }
     names = list(SERVERS)
     for round_no in range(rounds):
         order = names[round_no % len(names) :] + names[: round_no % len(names)]
         for m, margs in chosen.items():
             for server in order:
-                if m in ROOST_MEASUREMENTS and server != "roost":
+                if not runs_on(m, server):
                     continue
                 try:
                     figures = measure(server, margs, seconds)

@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
 # Create the benchmark environments: bench/.venv (roost from this checkout, uvicorn+Starlette,
-# aiohttp, picows) and bench/.venv-robyn (Robyn 0.88 pins an older uvloop than roost does).
+# aiohttp, picows) and bench/.venv-robyn (Robyn 0.88 pins an older uvloop than roost does);
+# install wrk (the HTTP load generator, a Debian package) if it is missing and apt-get is there.
 set -euo pipefail
+if ! command -v wrk >/dev/null; then
+  if command -v apt-get >/dev/null; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get install -y wrk
+  else
+    echo "wrk not found: install it for the http measurements" >&2
+  fi
+fi
 here="$(cd "$(dirname "$0")" && pwd)"
 make_env() {  # make_env DIR REQUIREMENTS [EXTRA PIP ARGS...]
   local env="$1" req="$2"; shift 2

@@ -1,4 +1,5 @@
-"""aiohttp: /echo echoes text; /fanout sends to every connection in a loop."""
+"""aiohttp: /echo echoes text; /fanout sends to every connection in a loop; GET /plaintext
+answers ``Hello, World!`` (text/plain), GET /json ``{"message": "Hello, World!"}``."""
 
 import sys
 
@@ -32,8 +33,23 @@ async def fanout(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
+async def plaintext(request: web.Request) -> web.Response:
+    return web.Response(text="Hello, World!")
+
+
+async def json(request: web.Request) -> web.Response:
+    return web.json_response({"message": "Hello, World!"})
+
+
 app = web.Application()
-app.add_routes([web.get("/echo", echo), web.get("/fanout", fanout)])
+app.add_routes(
+    [
+        web.get("/echo", echo),
+        web.get("/fanout", fanout),
+        web.get("/plaintext", plaintext),
+        web.get("/json", json),
+    ]
+)
 
 if __name__ == "__main__":
     uvloop.install()

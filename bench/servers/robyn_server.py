@@ -1,4 +1,5 @@
-"""Robyn 0.88: /echo echoes text; /fanout uses Robyn's broadcast()."""
+"""Robyn 0.88: /echo echoes text; /fanout uses Robyn's broadcast(); GET /plaintext answers
+``Hello, World!`` (text/plain), GET /json ``{"message": "Hello, World!"}``."""
 
 import sys
 
@@ -17,6 +18,16 @@ async def echo(websocket):
 async def fanout(websocket):
     while True:
         await websocket.broadcast(await websocket.receive_text())
+
+
+@app.get("/plaintext")
+async def plaintext():
+    return "Hello, World!"
+
+
+@app.get("/json")
+async def json():
+    return {"message": "Hello, World!"}
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """roost: /echo echoes text; /fanout broadcasts every message to every connection;
 /json-echo and /typed-echo echo a small JSON message ``{"type":"echo","text":...}`` after
 decoding and checking it, by hand (``receive_text`` + orjson) and with typed messages.
+GET /plaintext answers ``Hello, World!`` (text/plain), GET /json ``{"message": "Hello, World!"}``.
 
     python roost_server.py PORT [OPTION=VALUE ...]
 
@@ -61,6 +62,16 @@ async def typed_echo(websocket):
 @typed_echo.on(Echo)
 async def echo_back(websocket, msg):
     await websocket.send(msg)
+
+
+@app.get("/plaintext")
+async def plaintext():
+    return "Hello, World!"
+
+
+@app.get("/json")
+async def json():
+    return {"message": "Hello, World!"}
 
 
 if __name__ == "__main__":

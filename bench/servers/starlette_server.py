@@ -1,4 +1,5 @@
-"""uvicorn + Starlette: /echo echoes text; /fanout sends to every connection in a loop.
+"""uvicorn + Starlette: /echo echoes text; /fanout sends to every connection in a loop;
+GET /plaintext answers ``Hello, World!`` (text/plain), GET /json ``{"message": "Hello, World!"}``.
 
 permessage-deflate is uvicorn's default: negotiated when a client offers it."""
 
@@ -6,7 +7,9 @@ import sys
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.routing import WebSocketRoute
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 subscribers: set[WebSocket] = set()
@@ -38,7 +41,22 @@ async def fanout(websocket: WebSocket) -> None:
         subscribers.discard(websocket)
 
 
-app = Starlette(routes=[WebSocketRoute("/echo", echo), WebSocketRoute("/fanout", fanout)])
+async def plaintext(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("Hello, World!")
+
+
+async def json(request: Request) -> JSONResponse:
+    return JSONResponse({"message": "Hello, World!"})
+
+
+app = Starlette(
+    routes=[
+        WebSocketRoute("/echo", echo),
+        WebSocketRoute("/fanout", fanout),
+        Route("/plaintext", plaintext),
+        Route("/json", json),
+    ]
+)
 
 if __name__ == "__main__":
     uvicorn.run(
