@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import socket
 import struct
 
 from roost.protocol.frames import encode_frame
@@ -72,3 +73,23 @@ async def raw_request(port: int, data: bytes) -> bytes:
         return await asyncio.wait_for(reader.read(), seconds(TIMEOUT))
     finally:
         writer.close()
+
+
+async def never_reading_client(port: int, path: str) -> socket.socket:
+    """A client that completes the handshake, then reads nothing more (tiny receive buffer)."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    await loop.sock_sendall(
+        sock,
+        b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n",
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += await loop.sock_recv(sock, 1)  # byte by byte: nothing past the head is read
+    assert head.startswith(b"HTTP/1.1 101")
+    return sock

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
 from roost import Request, Response, Roost, ServerOptions
-from tests.raw_ws import client_frame, connect, read_close, read_frame, read_raw_frame
+from tests.raw_ws import (
+    client_frame,
+    connect,
+    never_reading_client,
+    read_close,
+    read_frame,
+    read_raw_frame,
+)
 from tests.timing import seconds
 
 
@@ -186,26 +192,6 @@ async def test_inbound_queue_bound_pauses_reading(serve) -> None:  # type: ignor
         assert await read_frame(reader) == (1, b"all 100 received in order")
         assert not channel.reading_paused
         writer.close()
-
-
-async def never_reading_client(port: int, path: str) -> socket.socket:
-    """A client that completes the handshake, then never reads again (tiny receive buffer)."""
-    loop = asyncio.get_running_loop()
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    await loop.sock_connect(sock, ("127.0.0.1", port))
-    await loop.sock_sendall(
-        sock,
-        b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        b"Sec-WebSocket-Version: 13\r\n\r\n",
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += await loop.sock_recv(sock, 1)  # byte by byte: nothing past the head is read
-    assert head.startswith(b"HTTP/1.1 101")
-    return sock
 
 
 @pytest.mark.parametrize("policy", ["close", "drop"])

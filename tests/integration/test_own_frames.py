@@ -4,7 +4,6 @@ reads, and a close frame never overtakes the messages queued before it."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import struct
 import sys
 
@@ -13,7 +12,7 @@ import websockets
 
 from roost import Roost
 from roost.server.serve import Server
-from tests.raw_ws import client_frame, connect, read_frame
+from tests.raw_ws import client_frame, connect, never_reading_client, read_frame
 from tests.timing import seconds
 
 WRITE_LIMIT = 16 * 1024
@@ -241,23 +240,3 @@ async def test_a_coalesced_ping_is_answered_with_the_next_broadcast(serve) -> No
         assert await read_frame(reader) == (10, b"b")  # the latest ping, then the message
         assert await read_frame(reader) == (1, b"after")
         writer.close()
-
-
-async def never_reading_client(port: int, path: str) -> socket.socket:
-    """A client that completes the handshake, then reads nothing (tiny receive buffer)."""
-    loop = asyncio.get_running_loop()
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    await loop.sock_connect(sock, ("127.0.0.1", port))
-    await loop.sock_sendall(
-        sock,
-        b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        b"Sec-WebSocket-Version: 13\r\n\r\n",
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += await loop.sock_recv(sock, 1)  # byte by byte: nothing past the head is read
-    assert head.startswith(b"HTTP/1.1 101")
-    return sock
