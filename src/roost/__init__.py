@@ -3,6 +3,7 @@
 from roost.app import Robyn, Roost, SubRouter
 from roost.auth import AuthenticationHandler, BearerGetter
 from roost.calls import inline
+from roost.hub.history import HistoryUnavailable, RoomHistory
 from roost.protocol.errors import (
     ClientDisconnected,
     HandshakeError,
@@ -29,6 +30,7 @@ __all__ = [
     "ClientDisconnected",
     "HandshakeError",
     "Headers",
+    "HistoryUnavailable",
     "Identity",
     "InvalidResponse",
     "InvalidState",
@@ -38,6 +40,7 @@ __all__ = [
     "Request",
     "Response",
     "Robyn",
+    "RoomHistory",
     "Roost",
     "RoostError",
     "SSEMessage",

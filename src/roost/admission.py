@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from roost.hub.history import RESUME_PARAM, Position, parse_resume
 from roost.params import plan, resolve
 from roost.protocol.errors import HandshakeError, HttpError
 from roost.protocol.handshake import validate_request
@@ -49,6 +50,7 @@ class Admitted:
     path_params: dict[str, str]
     query: QueryParams
     kwargs: dict[str, dict[str, Any]]
+    resume: dict[str, Position] | None = None
 
 
 async def admit(
@@ -79,11 +81,18 @@ async def admit(
         raise Refused(plain(403, f"{refusal} (WebSocket endpoint {endpoint.path})"))
     query = req.query_params
     kwargs = _resolve_callbacks(routes, endpoint, query, path_params)
+    resume = None
+    raw_resume = query.get(RESUME_PARAM) if endpoint.keeps_history else None
+    if raw_resume is not None:
+        try:
+            resume = parse_resume(raw_resume)
+        except ValueError as exc:
+            raise Refused(plain(400, str(exc))) from None
     if endpoint.before_connect_handler is not None:
         result = await call(endpoint.before_connect_handler, req)
         if result is not None:
             raise Refused(to_response(result))
-    return Admitted(endpoint, path_params, query, kwargs)
+    return Admitted(endpoint, path_params, query, kwargs, resume)
 
 
 def _resolve_callbacks(

@@ -21,6 +21,7 @@ from roost.auth import AuthenticationHandler, AuthenticationNotConfiguredError
 from roost.calls import DEFAULT_SYNC_THREADS, Caller, inline
 from roost.dispatch import Dispatcher
 from roost.hub.broker import Broker
+from roost.hub.history import RoomHistory
 from roost.hub.hub import Hub
 from roost.hub.urls import make_broker
 from roost.metrics import METRICS_DIR_ENV, Metrics
@@ -305,6 +306,8 @@ class Roost:
         encoding: str = "json",
         max_invalid_messages: int | None = None,
         invalid_close_code: int = 1008,
+        history: RoomHistory | None = None,
+        presence_events: bool = False,
         **options: Any,
     ) -> Callable[[Handler], WebSocketEndpoint]:
         """Route WebSocket connections on ``path`` to the decorated handler.
@@ -316,8 +319,12 @@ class Roost:
         403). Typed messages (``@endpoint.on(Type)``, docs/typed-messages.md): ``encoding``
         is ``"json"`` (text messages) or ``"msgpack"`` (binary); after
         ``max_invalid_messages`` invalid messages (None: never) the connection is closed with
-        ``invalid_close_code`` (1008, or 1007). Other keyword arguments are WebSocketOptions
-        (``max_message_size=1_048_576``, ``ping_interval=20``, ``compression=True``, ...).
+        ``invalid_close_code`` (1008, or 1007). ``history``: a ``RoomHistory`` makes every
+        room of the endpoint keep its recent messages, delivered in envelopes and replayed to
+        clients that reconnect (docs/delivery.md; None, the default: no history).
+        ``presence_events``: tell the members of each room who joins and leaves. Other
+        keyword arguments are WebSocketOptions (``max_message_size=1_048_576``,
+        ``ping_interval=20``, ``compression=True``, ...).
         """
         self._registering()
         ws_options = WebSocketOptions(**options)
@@ -337,6 +344,8 @@ class Roost:
                 router_dependencies=self.router_dependencies,
                 scopes=self._own_scopes(),
                 messages=messages,
+                history=history,
+                presence_events=presence_events,
             )
             self.routes.websockets.add("GET", path, endpoint)
             return endpoint
@@ -486,9 +495,18 @@ class Roost:
         path = _endpoint_path(endpoint) if endpoint else None
         return await self.hub.connections(path, room)
 
-    async def join(self, connection_id: str, room: str) -> None:
-        """Put connection ``connection_id`` in ``room``."""
-        await self.hub.join(connection_id, room)
+    async def join(
+        self, connection_id: str, room: str, meta: Any = None, *, replay: int = 0
+    ) -> None:
+        """Put connection ``connection_id`` in ``room``, wherever it is connected, with
+        ``meta`` (a JSON value of at most 4 KiB, reported by ``presence``). In a room with
+        history, the last ``replay`` messages are sent first unless its client resumes."""
+        await self.hub.join(connection_id, room, meta, replay)
+
+    async def presence(self, endpoint: str | WebSocketEndpoint, room: str) -> dict[str, Any]:
+        """The members of ``room`` of ``endpoint`` on every process and machine: connection
+        id -> the metadata it joined with (None when none)."""
+        return await self.hub.presence(_endpoint_path(endpoint), room)
 
     async def leave(self, connection_id: str, room: str) -> None:
         """Take connection ``connection_id`` out of ``room``."""
@@ -517,6 +535,7 @@ class Roost:
         self._metrics = metrics
         if metrics is not None:
             metrics.attach(server, self.hub)
+        self._configure_hub()
         await self.hub.start()
         await server.listen(host, port, **listen)
         self.server = server
@@ -524,6 +543,17 @@ class Roost:
             await self.calls.call(hook)
         server.set_ready()
         return server
+
+    def _configure_hub(self) -> None:
+        """Tell the hub which rooms keep history and which endpoints announce presence."""
+        endpoints = {path: ep for _, path, ep in self.routes.websockets.entries()}
+
+        def history_of(path: str, room: str) -> RoomHistory | None:
+            endpoint = endpoints.get(path)
+            return None if endpoint is None else endpoint.history_of(room)
+
+        self.hub.history_of = history_of
+        self.hub.presence_events = {p for p, ep in endpoints.items() if ep.presence_events}
 
     def _add_openapi_routes(self) -> None:
         """Route ``/openapi.json``, ``/docs``, ``/asyncapi.json`` and ``/asyncapi`` (once;

@@ -227,5 +227,6 @@ class Dispatcher:
             path_params=admitted.path_params,
             subprotocol=subprotocol,
             codec=endpoint.messages.codec,
+            resume=admitted.resume,
         )
         return Session(endpoint, ws, channel, admitted.kwargs, calls=self.calls, hub=self.hub).run()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from roost.auth import AuthenticationHandler
+from roost.hub.history import RoomHistory
 from roost.middleware import CORS, Middlewares
 from roost.origins import OriginPolicy
 from roost.params import Param
@@ -120,7 +121,10 @@ class WebSocketEndpoint:
     """What ``@app.websocket(path)`` returns: the handler, plus ``on_connect``, ``on_close``
     and ``before_connect`` decorators for its callbacks. A ``subprotocols`` name that is not
     a token raises ValueError. ``compression`` is the endpoint's permessage-deflate (None
-    when its options turn it off). ``messages`` holds its typed handlers (``.on(Type)``)."""
+    when its options turn it off). ``messages`` holds its typed handlers (``.on(Type)``).
+    ``history``: what each of its rooms keeps (None: no history); ``room_history`` sets it
+    for one room. ``presence_events``: whether members of its rooms are told who joins and
+    who leaves."""
 
     def __init__(
         self,
@@ -133,7 +137,14 @@ class WebSocketEndpoint:
         router_dependencies: dict[str, Any] | None = None,
         scopes: frozenset[object] = frozenset(),
         messages: MessageTable | None = None,
+        history: RoomHistory | None = None,
+        presence_events: bool = False,
     ) -> None:
+        if history is not None and not isinstance(history, RoomHistory):
+            raise TypeError(f"history must be a RoomHistory or None, not {history!r}")
+        self.history = history
+        self.room_histories: dict[str, RoomHistory | None] = {}
+        self.presence_events = bool(presence_events)
         self.path = path
         self.shape = Pattern.compile(path).shape
         self.scopes = scopes
@@ -162,6 +173,22 @@ class WebSocketEndpoint:
         self.shape = Pattern.compile(path).shape
         self.scopes = self.scopes | scopes
         self.plans.clear()
+
+    def room_history(self, room: str, history: RoomHistory | None) -> None:
+        """Give room ``room`` its own history settings (None: no history for that room),
+        instead of the endpoint's."""
+        if history is not None and not isinstance(history, RoomHistory):
+            raise TypeError(f"history must be a RoomHistory or None, not {history!r}")
+        self.room_histories[room] = history
+
+    def history_of(self, room: str) -> RoomHistory | None:
+        """The history room ``room`` keeps (None: none)."""
+        return self.room_histories.get(room, self.history)
+
+    @property
+    def keeps_history(self) -> bool:
+        """Whether any room of this endpoint keeps history."""
+        return self.history is not None or any(self.room_histories.values())
 
     def callback(self, name: str) -> Callback | None:
         """The ``"handler"``, ``"on_connect"`` or ``"on_close"`` callable (None if unset)."""

@@ -86,7 +86,7 @@ class Session:
         channel, endpoint, ws = self.channel, self.endpoint, self.ws
         # Runs in the connection's own task, which graceful shutdown already waits for.
         self.task = asyncio.current_task()
-        self.hub.add(ws.id, ws.endpoint, channel)
+        self.hub.add(ws.id, ws.endpoint, channel, ws.resume)
         channel.add_lost_callback(self.ended)
         callback = "on_connect"
         try:

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from roost.hub.history import Position
 from roost.hub.hub import Hub
 from roost.protocol.errors import WebSocketDisconnect
 from roost.requests import Client, Headers, QueryParams
@@ -38,6 +39,7 @@ class WebSocket:
         "id",
         "path_params",
         "query_params",
+        "resume",
         "state",
         "subprotocol",
     )
@@ -53,8 +55,11 @@ class WebSocket:
         path_params: dict[str, str],
         subprotocol: str | None = None,
         codec: Codec = JSON,
+        resume: dict[str, Position] | None = None,
     ) -> None:
         self._hub = hub
+        #: The positions its client asked to resume from, per room (``roost_resume``).
+        self.resume: dict[str, Position] = resume or {}
         self.codec = codec
         self._channel = channel
         self.id = new_id()
@@ -144,9 +149,18 @@ class WebSocket:
 
     # -- rooms -------------------------------------------------------------------------------
 
-    async def join(self, room: str) -> None:
-        """Join ``room`` (scoped to this endpoint)."""
-        await self._hub.join(self.id, room)
+    async def join(self, room: str, meta: Any = None, *, replay: int = 0) -> None:
+        """Join ``room`` (scoped to this endpoint), with ``meta``: any JSON value of at most
+        4 KiB (a user name, say), which ``presence`` reports. In a room with history this
+        first sends what the client missed since the position it resumes from, or when it
+        resumes from none the last ``replay`` messages (docs/delivery.md); it returns once
+        those are queued, and live messages follow with no gap and no duplicate."""
+        await self._hub.join(self.id, room, meta, replay)
+
+    async def presence(self, room: str) -> dict[str, Any]:
+        """The members of ``room`` of this endpoint on every process and machine: connection
+        id -> the metadata it joined with (None when none)."""
+        return await self._hub.presence(self.endpoint, room)
 
     async def leave(self, room: str) -> None:
         """Leave ``room``."""

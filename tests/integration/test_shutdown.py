@@ -313,7 +313,7 @@ async def test_a_broker_that_never_stops_does_not_hold_the_shutdown(
     from roost.hub.broker import Broker, Deliver
 
     class StuckBroker(Broker):
-        async def start(self, node_id: str, deliver: Deliver) -> None:
+        async def start(self, node_id: str, deliver: Deliver, sequenced: object = None) -> None:
             pass
 
         def publish(self, message: bytes) -> None:

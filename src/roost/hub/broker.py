@@ -2,6 +2,10 @@
 
 Every node does its own local fan-out, so a broadcast costs one broker message whatever
 the number of connections it reaches. Delivery is at-most-once and in order per publisher.
+
+Brokers also sequence and keep the messages of rooms with history (``roost.hub.history``):
+``sequence`` gives a message its room's next position, keeps it, and hands it to every node,
+the sender included, in the order of the positions; ``read_history`` reads what was kept.
 """
 
 from __future__ import annotations
@@ -10,9 +14,13 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from roost.hub.history import HistoryRead, HistoryUnavailable, MemoryHistory, Position, RoomHistory
+
 Deliver = Callable[[bytes], None]
-#: Presence entries: connection id -> (endpoint, rooms).
-Presence = dict[str, tuple[str, list[str]]]
+#: Called on every node for each sequenced message: (epoch, offset, body).
+Sequenced = Callable[[str, int, bytes], None]
+#: Presence entries: connection id -> (endpoint, rooms, room -> metadata).
+Presence = dict[str, tuple[str, list[str], dict[str, Any]]]
 
 
 class Broker:
@@ -38,9 +46,25 @@ class Broker:
         Brokers that cannot tell may never call it."""
         self._reconnected = callback
 
-    async def start(self, node_id: str, deliver: Deliver) -> None:
-        """Connect; ``deliver(message)`` is then called for every message from other nodes."""
+    async def start(
+        self, node_id: str, deliver: Deliver, sequenced: Sequenced | None = None
+    ) -> None:
+        """Connect; ``deliver(message)`` is then called for every message from other nodes,
+        and ``sequenced(epoch, offset, body)`` for every sequenced message, this node's own
+        included."""
         raise NotImplementedError
+
+    async def sequence(self, key: str, history: RoomHistory, body: bytes) -> None:
+        """Give ``body`` the next position of room ``key``, keep it (within ``history``'s
+        bounds) and hand it to every node; raises HistoryUnavailable when it cannot."""
+        raise HistoryUnavailable(f"{describe(self)} keeps no room history")
+
+    async def read_history(
+        self, key: str, history: RoomHistory, since: Position | None, replay: int
+    ) -> HistoryRead[bytes]:
+        """What a connection joining room ``key`` is sent (``MemoryHistory.read``); raises
+        HistoryUnavailable when the history cannot be reached."""
+        raise HistoryUnavailable(f"{describe(self)} keeps no room history")
 
     def publish(self, message: bytes) -> None:
         """Send ``message`` to every other node."""
@@ -55,8 +79,14 @@ class Broker:
         that queue nothing)."""
         return 0
 
-    def presence_update(self, conn_id: str, entry: tuple[str, list[str]] | None) -> None:
-        """Record (or, with None, forget) a local connection, for brokers that store presence."""
+    def presence_update(
+        self,
+        conn_id: str,
+        entry: tuple[str, list[str]] | None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        """Record (or, with None, forget) a local connection with its metadata per room, for
+        brokers that store presence."""
 
     async def presence_all(self) -> Presence:
         """The connections of the other nodes, for brokers that store presence."""
@@ -76,14 +106,33 @@ class MemoryBroker(Broker):
     """
 
     def __init__(self) -> None:
-        self._nodes: dict[str, tuple[asyncio.AbstractEventLoop, Deliver]] = {}
+        self._nodes: dict[str, tuple[asyncio.AbstractEventLoop, Deliver, Sequenced | None]] = {}
+        #: The room histories the nodes share, as Redis would keep them.
+        self.history = MemoryHistory[bytes]()
 
-    async def start(self, node_id: str, deliver: Deliver) -> None:
-        self._nodes[node_id] = (asyncio.get_running_loop(), deliver)
+    async def start(
+        self, node_id: str, deliver: Deliver, sequenced: Sequenced | None = None
+    ) -> None:
+        self._nodes[node_id] = (asyncio.get_running_loop(), deliver, sequenced)
 
     def publish(self, message: bytes) -> None:
-        for loop, deliver in list(self._nodes.values()):
+        for loop, deliver, _ in list(self._nodes.values()):
             loop.call_soon_threadsafe(deliver, message)
+
+    async def sequence(self, key: str, history: RoomHistory, body: bytes) -> None:
+        epoch, offset = self.history.append(key, body, history)
+        for loop, _, sequenced in list(self._nodes.values()):
+            if sequenced is not None:
+                loop.call_soon_threadsafe(sequenced, epoch, offset, body)
+
+    async def read_history(
+        self, key: str, history: RoomHistory, since: Position | None, replay: int
+    ) -> HistoryRead[bytes]:
+        # A round trip, as to Redis: messages published meanwhile reach the nodes first.
+        await asyncio.sleep(0)
+        read = self.history.read(key, history, since, replay)
+        await asyncio.sleep(0)
+        return read
 
     async def stop(self, node_id: str) -> None:
         self._nodes.pop(node_id, None)

@@ -1,18 +1,56 @@
-"""Delivery across the deployment: the local registry, plus a broker when there is one."""
+"""Delivery across the deployment: the local registry, plus a broker when there is one;
+rooms with history (sequenced, replayed on join with no gap and no duplicate); presence with
+metadata, and its join and leave events."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+from collections.abc import Callable
+from typing import Any
+
+import orjson
 
 from roost.hub import messages
 from roost.hub.broker import Broker
+from roost.hub.history import (
+    HistoryRead,
+    HistoryUnavailable,
+    MemoryHistory,
+    Position,
+    RoomHistory,
+    control,
+    envelope,
+)
 from roost.hub.messages import Codec, Undecodable
 from roost.hub.registry import Registry, RemotePresence
 from roost.server.websocket import WebSocketChannel
 
 logger = logging.getLogger("roost.hub")
+
+#: Largest metadata of one membership, as JSON (bytes).
+MAX_META = 4096
+#: Returns the history of room ``room`` of endpoint ``endpoint``, or None for none.
+HistoryOf = Callable[[str, str], RoomHistory | None]
+
+
+def room_key(endpoint: str, room: str) -> str:
+    """The name of a room's history in a shared store (unambiguous for any two strings)."""
+    return f"{len(endpoint)}:{endpoint}:{room}"
+
+
+class _CatchUp:
+    """Members of one room whose history is being replayed: room messages that arrive
+    meanwhile wait in ``buffer``; once the replay is out, the members get what follows
+    ``floor`` directly, until live delivery is known to be past ``floor``."""
+
+    __slots__ = ("buffer", "conns", "floor")
+
+    def __init__(self, conns: set[str]) -> None:
+        self.conns = conns
+        self.buffer: list[tuple[str, int, str, str | None]] | None = []
+        self.floor = Position("", 0)
 
 
 class Hub:
@@ -31,6 +69,17 @@ class Hub:
         self._unreadable: set[tuple[str, str]] = set()  # (node, reason) already logged
         #: Messages handed to the broker (whether or not it could send them on).
         self.published = 0
+        #: The history of each room (None: none); set by the app from its endpoints.
+        self.history_of: HistoryOf = lambda endpoint, room: None
+        #: Endpoints whose rooms are told when a member joins or leaves.
+        self.presence_events: set[str] = set()
+        self._memory = MemoryHistory[messages.Broadcast]()  # the store without a broker
+        self._resume: dict[str, dict[str, Position]] = {}  # id -> room -> position asked
+        self._catching: dict[tuple[str, str], list[_CatchUp]] = {}
+        self._marks: dict[tuple[str, str], Position] = {}  # last position delivered here
+        self._tasks: set[asyncio.Task[None]] = set()
+        #: Room messages whose history could not be reached, so no client got them.
+        self.unsequenced = 0
 
     # -- life --------------------------------------------------------------------------------
 
@@ -39,11 +88,13 @@ class Hub:
         self.node_id = os.urandom(8).hex()  # per process: workers are forked from one app
         if self.broker is not None:
             self.broker.on_reconnect(self._relinked)
-            await self.broker.start(self.node_id, self._deliver)
+            await self.broker.start(self.node_id, self._deliver, self._sequenced)
             self._announce()
 
     async def stop(self) -> None:
         """Leave the broker, if any (called after shutdown)."""
+        for task in list(self._tasks):
+            task.cancel()
         if self.broker is not None:
             self._publish(messages.Gone())
             await asyncio.sleep(0)
@@ -54,7 +105,7 @@ class Hub:
         replicated through messages); each answers with its own state."""
         hello = messages.Hello()
         if self.broker is not None and self.broker.replicated_presence:
-            hello.connections = self._local_state()
+            hello.connections, hello.meta = self._local_state()
         self._publish(hello)
 
     def _relinked(self) -> None:
@@ -63,14 +114,20 @@ class Hub:
         self._remote = RemotePresence()
         self._announce()
 
-    def _local_state(self) -> dict[str, tuple[str, list[str]]]:
+    def _local_state(
+        self,
+    ) -> tuple[dict[str, tuple[str, list[str]]], dict[str, dict[str, Any]]]:
         registry = self.registry
         state: dict[str, tuple[str, list[str]]] = {}
+        meta: dict[str, dict[str, Any]] = {}
         for cid in registry.members():
             endpoint = registry.endpoint_of(cid)
             if endpoint is not None:
                 state[cid] = (endpoint, sorted(registry.rooms_of(cid)))
-        return state
+                own = registry.room_meta(cid)
+                if own:
+                    meta[cid] = own
+        return state, meta
 
     def _publish(self, message: messages.Message) -> None:
         if self.broker is not None:
@@ -84,26 +141,44 @@ class Hub:
             return
         endpoint = self.registry.endpoint_of(conn_id)
         entry = None if endpoint is None else (endpoint, sorted(self.registry.rooms_of(conn_id)))
+        meta = self.registry.room_meta(conn_id) if entry is not None else {}
         if broker.replicated_presence:
             if entry is None:
                 self._publish(messages.Presence(id=conn_id))
             else:
-                self._publish(messages.Presence(id=conn_id, endpoint=entry[0], rooms=entry[1]))
+                self._publish(
+                    messages.Presence(id=conn_id, endpoint=entry[0], rooms=entry[1], meta=meta)
+                )
         else:
-            broker.presence_update(conn_id, entry)
+            broker.presence_update(conn_id, entry, meta)
 
     # -- local connections -------------------------------------------------------------------
 
-    def add(self, conn_id: str, endpoint: str, channel: WebSocketChannel) -> None:
-        """A connection opened here."""
+    def add(
+        self,
+        conn_id: str,
+        endpoint: str,
+        channel: WebSocketChannel,
+        resume: dict[str, Position] | None = None,
+    ) -> None:
+        """A connection opened here; ``resume``: the positions its client asked for, per
+        room (used when it joins a room with history)."""
         self.registry.add(conn_id, endpoint, channel)
+        if resume:
+            self._resume[conn_id] = resume
         self._presence_changed(conn_id)
 
     def remove(self, conn_id: str) -> None:
         """A connection here ended."""
-        if conn_id in self.registry:
-            self.registry.remove(conn_id)
+        registry = self.registry
+        if conn_id in registry:
+            endpoint = registry.endpoint_of(conn_id) or ""
+            rooms = registry.rooms_of(conn_id)
+            registry.remove(conn_id)
+            self._resume.pop(conn_id, None)
             self._presence_changed(conn_id)
+            for room in rooms:
+                self._left(endpoint, room, conn_id)
 
     def rooms_of(self, conn_id: str) -> frozenset[str]:
         """The rooms of a local connection."""
@@ -119,7 +194,15 @@ class Hub:
         room: str | None = None,
         exclude: str | None = None,
     ) -> int:
-        """Deliver to every connection of ``endpoint`` (or its ``room``); the local count."""
+        """Deliver to every connection of ``endpoint`` (or its ``room``); the local count.
+
+        A room with history gives the message its next position first (raising
+        HistoryUnavailable when its store cannot be reached: then no client gets it), and
+        delivers it in an envelope; with a broker, local connections get it once the
+        sequencer hands it back, and the count is of the local members."""
+        config = None if room is None else self.history_of(endpoint, room)
+        if config is not None and room is not None:
+            return await self._broadcast_sequenced(endpoint, room, data, exclude, config)
         sent = self.registry.broadcast(endpoint, data, room=room, exclude=exclude)
         if self.broker is not None:
             text, binary = (data, None) if isinstance(data, str) else (None, bytes(data))
@@ -129,6 +212,215 @@ class Hub:
                 )
             )
         return sent
+
+    def _announce_room(self, endpoint: str, room: str, text: str, about: str) -> None:
+        """Tell every member of a room but ``about``, wherever, held ones included (presence
+        events are not room messages: no position, no history)."""
+        self.registry.broadcast(endpoint, text, room=room, exclude=about, held=True)
+        self._publish(
+            messages.Broadcast(endpoint=endpoint, room=room, exclude=about, text=text, control=True)
+        )
+
+    async def _broadcast_sequenced(
+        self, endpoint: str, room: str, data: str | bytes, exclude: str | None, config: RoomHistory
+    ) -> int:
+        text, binary = (data, None) if isinstance(data, str) else (None, bytes(data))
+        message = messages.Broadcast(
+            endpoint=endpoint, room=room, exclude=exclude, text=text, binary=binary
+        )
+        broker = self.broker
+        if broker is None:
+            epoch, offset = self._memory.append(room_key(endpoint, room), message, config)
+            return self._deliver_sequenced(epoch, offset, message)
+        message.n = self.node_id
+        try:
+            await broker.sequence(room_key(endpoint, room), config, self._codec.encode(message))
+        except HistoryUnavailable:
+            self.unsequenced += 1
+            raise
+        self.published += 1
+        return len(self.registry.members(endpoint, room))
+
+    def _sequenced(self, epoch: str, offset: int, body: bytes) -> None:
+        """A sequenced message from the broker (this node's own included)."""
+        try:
+            message = self._codec.decode(body)
+        except Undecodable as exc:
+            self._undecodable(exc)
+            return
+        if not isinstance(message, messages.Broadcast) or message.room is None:
+            logger.warning(
+                "ignoring a sequenced %s from node %s", type(message).__name__, message.n
+            )
+            return
+        try:
+            self._deliver_sequenced(epoch, offset, message)
+        except Exception:
+            logger.exception("could not deliver a room message from node %s", message.n)
+
+    def _deliver_sequenced(self, epoch: str, offset: int, message: messages.Broadcast) -> int:
+        """Deliver a room message at (epoch, offset) to the local members: live ones at once
+        (never twice, never out of order: a gap is filled from the history first), members
+        being caught up through their catch-up."""
+        endpoint, room = message.endpoint, message.room
+        assert room is not None
+        key = (endpoint, room)
+        registry = self.registry
+        groups = list(self._catching.get(key, ()))
+        if not groups and not registry.has_room(endpoint, room):
+            self._marks.pop(key, None)  # no member here: nothing to keep in order
+            return 0
+        text = envelope(room, epoch, offset, _payload(message.text, message.binary) or "")
+        mark = self._marks.get(key)
+        sent = 0
+        if mark is not None and mark.epoch == epoch and offset <= mark.offset:
+            return 0  # delivered already
+        self._marks[key] = Position(epoch, offset)
+        if mark is not None and mark.epoch == epoch and offset > mark.offset + 1:
+            # Live members missed mark+1 .. offset-1 (the broker dropped them): replay
+            # those to them first, then this one.
+            live = registry.live_members(endpoint, room)
+            if live:
+                group = self._hold(key, set(live))
+                assert group.buffer is not None
+                group.buffer.append((epoch, offset, text, message.exclude))
+                self._spawn(self._catch_up(endpoint, room, group, mark, 0, notify=False))
+        else:
+            if mark is not None and mark.epoch != epoch:
+                # The history was lost (a new store): what live members had may be gone.
+                notice = control("not_recovered", room, epoch, offset - 1, reason="epoch", replay=0)
+                registry.broadcast(endpoint, notice, room=room)
+            sent = registry.broadcast(endpoint, text, room=room, exclude=message.exclude)
+        for group in groups:
+            self._offer(key, group, epoch, offset, text, message.exclude)
+        return sent
+
+    # -- catching up -------------------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _hold(self, key: tuple[str, str], conns: set[str]) -> _CatchUp:
+        """Hold ``conns`` (members of room ``key``) for a catch-up."""
+        for cid in conns:
+            self.registry.hold(cid, key[1])
+        group = _CatchUp(conns)
+        self._catching.setdefault(key, []).append(group)
+        return group
+
+    def _release(self, key: tuple[str, str], group: _CatchUp) -> None:
+        for cid in group.conns:
+            self.registry.release(cid, key[1])
+        groups = self._catching.get(key)
+        if groups is not None:
+            if group in groups:
+                groups.remove(group)
+            if not groups:
+                del self._catching[key]
+
+    def _send_group(self, group: _CatchUp, room: str, text: str, exclude: str | None) -> None:
+        registry = self.registry
+        for cid in list(group.conns):
+            if not registry.is_held(cid, room):
+                group.conns.discard(cid)  # it left the room or closed
+            elif cid != exclude:
+                registry.send_to(cid, text)
+
+    def _offer(
+        self,
+        key: tuple[str, str],
+        group: _CatchUp,
+        epoch: str,
+        offset: int,
+        text: str,
+        exclude: str | None,
+    ) -> None:
+        """A room message reaches a group being caught up."""
+        if group.buffer is not None:  # still reading the history
+            group.buffer.append((epoch, offset, text, exclude))
+            return
+        floor = group.floor
+        if epoch != floor.epoch or offset > floor.offset:
+            self._send_group(group, key[1], text, exclude)
+            group.floor = Position(epoch, offset)
+        if epoch != floor.epoch or offset >= floor.offset:
+            self._release(key, group)  # live delivery is past what the group was sent
+
+    async def _catch_up(
+        self,
+        endpoint: str,
+        room: str,
+        group: _CatchUp,
+        since: Position | None,
+        replay: int,
+        *,
+        notify: bool = True,
+        config: RoomHistory | None = None,
+    ) -> None:
+        """Send a held group what it missed, then let it go live with no gap and no
+        duplicate. ``notify``: tell the clients how it went (``joined``, ``recovered`` or
+        ``not_recovered``); without it (a gap repair) only a failure is told."""
+        key = (endpoint, room)
+        try:
+            config = config or self.history_of(endpoint, room)
+            if config is None:
+                raise HistoryUnavailable(f"room {room!r} of {endpoint} has no history")
+            read = await self._read(endpoint, room, config, since, replay)
+        except HistoryUnavailable as exc:
+            logger.warning("could not read the history of room %r of %s: %s", room, endpoint, exc)
+            known = self._marks.get(key) or Position("", 0)
+            read = HistoryRead("not_recovered", known.epoch, known.offset, [], "unavailable")
+        except Exception:
+            logger.exception("could not read the history of room %r of %s", room, endpoint)
+            known = self._marks.get(key) or Position("", 0)
+            read = HistoryRead("not_recovered", known.epoch, known.offset, [], "unavailable")
+        if notify or read.kind == "not_recovered":
+            extra: dict[str, Any] = {"replay": len(read.entries)}
+            if read.reason:
+                extra["reason"] = read.reason
+            self._send_group(
+                group, room, control(read.kind, room, read.epoch, read.start, **extra), None
+            )
+        floor = Position(read.epoch, read.start)
+        for offset, payload in read.entries:
+            if isinstance(payload, bytes):
+                message = self._codec.decode(payload)
+                assert isinstance(message, messages.Broadcast)
+            else:
+                message = payload
+            text = envelope(room, read.epoch, offset, _payload(message.text, message.binary) or "")
+            self._send_group(group, room, text, message.exclude)
+            floor = Position(read.epoch, offset)
+        buffered, group.buffer = group.buffer or [], None
+        for epoch, offset, text, exclude in buffered:
+            if epoch == floor.epoch and offset <= floor.offset:
+                continue
+            self._send_group(group, room, text, exclude)
+            floor = Position(epoch, offset)
+        group.floor = floor
+        mark = self._marks.get(key)
+        if (
+            self.broker is None
+            or read.reason == "unavailable"
+            or (mark is not None and mark.epoch == floor.epoch and mark.offset >= floor.offset)
+        ):
+            self._release(key, group)
+        # Otherwise live delivery may still bring messages the group has had: it stays held
+        # (and is sent what is newer directly) until the first message past ``floor``.
+
+    async def _read(
+        self,
+        endpoint: str,
+        room: str,
+        config: RoomHistory,
+        since: Position | None,
+        replay: int,
+    ) -> HistoryRead[Any]:
+        if self.broker is None:
+            return self._memory.read(room_key(endpoint, room), config, since, replay)
+        return await self.broker.read_history(room_key(endpoint, room), config, since, replay)
 
     async def send_to(self, conn_id: str, data: str | bytes) -> bool:
         """Deliver to one connection; whether it is known to be connected."""
@@ -151,21 +443,60 @@ class Hub:
         self._publish(messages.Disconnect(id=conn_id, code=code, reason=reason))
         return await self._known(conn_id)
 
-    async def join(self, conn_id: str, room: str) -> None:
-        """Put a connection in a room."""
-        if conn_id in self.registry:
-            self.registry.join(conn_id, room)
-            self._presence_changed(conn_id)
-        else:
-            self._publish(messages.Join(id=conn_id, room=room))
+    async def join(self, conn_id: str, room: str, meta: Any = None, replay: int = 0) -> None:
+        """Put a connection in a room, with ``meta`` (any JSON value, at most 4 KiB: it is
+        what ``presence`` reports). In a room with history, the connection first gets what it
+        missed since the position its client asked for (or else the last ``replay``
+        messages), then live messages; this returns once that replay is queued. Joining a
+        room again only changes the metadata."""
+        if meta is not None:
+            _check_meta(meta)
+        if replay < 0:
+            raise ValueError(f"replay must be >= 0, not {replay!r}")
+        if conn_id not in self.registry:
+            self._publish(messages.Join(id=conn_id, room=room, meta=meta, replay=replay))
+            return
+        catch_up = self._join_local(conn_id, room, meta, replay)
+        if catch_up is not None:
+            await catch_up
+
+    def _join_local(self, conn_id: str, room: str, meta: Any, replay: int) -> Any:
+        """Join a local connection; the catch-up to await when the room has history."""
+        registry = self.registry
+        endpoint = registry.endpoint_of(conn_id) or ""
+        config = self.history_of(endpoint, room)
+        new = registry.join(conn_id, room, meta, held=config is not None)
+        self._presence_changed(conn_id)
+        if not new:
+            return None
+        if endpoint in self.presence_events:
+            event = orjson.dumps({"roost": "join", "room": room, "id": conn_id, "meta": meta})
+            self._announce_room(endpoint, room, event.decode(), conn_id)
+        if config is None:
+            return None
+        key = (endpoint, room)
+        group = _CatchUp({conn_id})
+        self._catching.setdefault(key, []).append(group)
+        since = self._resume.get(conn_id, {}).get(room)
+        return self._catch_up(endpoint, room, group, since, replay, config=config)
 
     async def leave(self, conn_id: str, room: str) -> None:
         """Take a connection out of a room."""
         if conn_id in self.registry:
-            self.registry.leave(conn_id, room)
-            self._presence_changed(conn_id)
+            endpoint = self.registry.endpoint_of(conn_id) or ""
+            if self.registry.leave(conn_id, room):
+                self._presence_changed(conn_id)
+                self._left(endpoint, room, conn_id)
         else:
             self._publish(messages.Leave(id=conn_id, room=room))
+
+    def _left(self, endpoint: str, room: str, conn_id: str) -> None:
+        """A local connection left a room (or closed)."""
+        if not self.registry.has_room(endpoint, room) and (endpoint, room) not in self._catching:
+            self._marks.pop((endpoint, room), None)
+        if endpoint in self.presence_events:
+            event = orjson.dumps({"roost": "leave", "room": room, "id": conn_id})
+            self._announce_room(endpoint, room, event.decode(), conn_id)
 
     # -- presence ----------------------------------------------------------------------------
 
@@ -191,12 +522,30 @@ class Hub:
             ids.extend(self._remote.members(endpoint, room))
             return ids
         registry = self.registry
-        for cid, (ep, rooms) in (await broker.presence_all()).items():
+        for cid, (ep, rooms, _) in (await broker.presence_all()).items():
             if cid in registry:
                 continue
             if (endpoint is None or ep == endpoint) and (room is None or room in rooms):
                 ids.append(cid)
         return ids
+
+    async def presence(self, endpoint: str, room: str) -> dict[str, Any]:
+        """The members of ``room`` of ``endpoint`` across the deployment: connection id ->
+        the metadata it joined with (None when none)."""
+        registry = self.registry
+        found = {cid: registry.meta_of(cid, room) for cid in registry.members(endpoint, room)}
+        broker = self.broker
+        if broker is None:
+            return found
+        if broker.replicated_presence:
+            remote = self._remote
+            for cid in remote.members(endpoint, room):
+                found[cid] = remote.meta_of(cid, room)
+            return found
+        for cid, (ep, rooms, meta) in (await broker.presence_all()).items():
+            if ep == endpoint and room in rooms and cid not in registry:
+                found[cid] = meta.get(room)
+        return found
 
     # -- messages from other nodes -----------------------------------------------------------
 
@@ -240,7 +589,11 @@ class Hub:
                 data = _payload(message.text, message.binary)
                 if data is not None:
                     registry.broadcast(
-                        message.endpoint, data, room=message.room, exclude=message.exclude
+                        message.endpoint,
+                        data,
+                        room=message.room,
+                        exclude=message.exclude,
+                        held=message.control,
                     )
             case messages.SendTo():
                 data = _payload(message.text, message.binary)
@@ -248,24 +601,43 @@ class Hub:
                     registry.send_to(message.id, data)
             case messages.Disconnect():
                 registry.disconnect(message.id, message.code, message.reason)
-            case messages.Join() | messages.Leave() if message.id in registry:
-                if isinstance(message, messages.Join):
-                    registry.join(message.id, message.room)
-                else:
-                    registry.leave(message.id, message.room)
-                self._presence_changed(message.id)
+            case messages.Join() if message.id in registry:
+                catch_up = self._join_local(message.id, message.room, message.meta, message.replay)
+                if catch_up is not None:
+                    self._spawn(catch_up)
+            case messages.Leave() if message.id in registry:
+                endpoint = registry.endpoint_of(message.id) or ""
+                if registry.leave(message.id, message.room):
+                    self._presence_changed(message.id)
+                    self._left(endpoint, message.room, message.id)
             case messages.Presence():
                 entry = None if message.endpoint is None else (message.endpoint, message.rooms)
-                self._remote.update(node, message.id, entry)
+                self._remote.update(node, message.id, entry, message.meta)
             case messages.Hello():
-                self._remote.replace(node, dict(message.connections))
+                self._remote.replace(node, dict(message.connections), message.meta)
                 if self.broker is not None and self.broker.replicated_presence:
-                    self._publish(messages.State(to=node, connections=self._local_state()))
+                    state, meta = self._local_state()
+                    self._publish(messages.State(to=node, connections=state, meta=meta))
             case messages.State() if message.to == self.node_id:
-                self._remote.replace(node, dict(message.connections))
+                self._remote.replace(node, dict(message.connections), message.meta)
             case messages.Gone():
-                self._remote.forget(node)
+                for cid, endpoint, rooms in self._remote.forget(node):
+                    if endpoint in self.presence_events:
+                        for room in rooms:  # tell this node's members of its rooms
+                            event = orjson.dumps({"roost": "leave", "room": room, "id": cid})
+                            registry.broadcast(endpoint, event.decode(), room=room, held=True)
 
 
 def _payload(text: str | None, binary: bytes | None) -> str | bytes | None:
     return text if text is not None else binary
+
+
+def _check_meta(meta: Any) -> None:
+    """Raise TypeError or ValueError unless ``meta`` is a JSON value of at most MAX_META
+    bytes."""
+    try:
+        size = len(orjson.dumps(meta))
+    except TypeError as exc:
+        raise TypeError(f"room metadata must be a JSON value: {exc}") from None
+    if size > MAX_META:
+        raise ValueError(f"room metadata is {size} bytes as JSON; at most {MAX_META}")

@@ -30,7 +30,7 @@ import struct
 from collections.abc import Callable
 from typing import cast
 
-from roost.hub.broker import Broker, Deliver
+from roost.hub.broker import Broker, Deliver, Sequenced
 from roost.hub.messages import Codec, Gone
 
 logger = logging.getLogger("roost.hub")
@@ -186,7 +186,9 @@ class IpcBroker(Broker):
         self._backoff = FIRST_BACKOFF
         self._keeper: asyncio.Task[None] | None = None
 
-    async def start(self, node_id: str, deliver: Deliver) -> None:
+    async def start(
+        self, node_id: str, deliver: Deliver, sequenced: Sequenced | None = None
+    ) -> None:
         self._node_id = node_id
         self._deliver = deliver
         self._lost = asyncio.Event()

@@ -15,6 +15,7 @@ Compatibility, for rolling upgrades (old and new nodes on one broker):
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import msgspec
 
@@ -52,6 +53,7 @@ class Hello(Message, tag="hello"):
     when presence is replicated through messages: others answer with theirs (``State``)."""
 
     connections: dict[str, tuple[str, list[str]]] = {}
+    meta: dict[str, dict[str, Any]] = {}  # connection id -> room -> metadata, when any
 
 
 class Gone(Message, tag="gone"):
@@ -64,6 +66,7 @@ class Presence(Message, tag="p"):
     id: str
     endpoint: str | None = None
     rooms: list[str] = []
+    meta: dict[str, Any] = {}  # room -> metadata, for the rooms joined with some
 
 
 class State(Message, tag="state"):
@@ -71,6 +74,7 @@ class State(Message, tag="state"):
 
     to: str
     connections: dict[str, tuple[str, list[str]]] = {}
+    meta: dict[str, dict[str, Any]] = {}
 
 
 class Broadcast(Message, tag="bc"):
@@ -81,6 +85,7 @@ class Broadcast(Message, tag="bc"):
     exclude: str | None = None
     text: str | None = None
     binary: bytes | None = None
+    control: bool = False  # from roost itself: reaches members whose history is replaying
 
 
 class SendTo(Message, tag="to"):
@@ -100,10 +105,13 @@ class Disconnect(Message, tag="dc"):
 
 
 class Join(Message, tag="join"):
-    """Put connection ``id`` in ``room``."""
+    """Put connection ``id`` in ``room``, with ``meta``; in a room with history, with the
+    last ``replay`` messages when it asked for no position."""
 
     id: str
     room: str
+    meta: Any = None
+    replay: int = 0
 
 
 class Leave(Message, tag="leave"):

@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from roost.hub.broker import Broker, Deliver, Presence
+from roost.hub.broker import Broker, Deliver, Presence, Sequenced
 from roost.hub.credentials import redacted
 
 logger = logging.getLogger("roost.hub")
@@ -60,6 +60,14 @@ return removed
 """
 
 Entry = tuple[str, list[str]]
+#: What ``_local`` keeps per connection: (endpoint, rooms, room -> metadata).
+Stored = tuple[str, list[str], dict[str, Any]]
+
+
+def _dumps(stored: Stored) -> bytes:
+    """A presence entry as stored: ``[endpoint, rooms]``, plus ``metadata`` when there is
+    some (room -> value)."""
+    return orjson.dumps(stored if stored[2] else stored[:2])
 
 
 def _text(value: bytes | str) -> str:
@@ -112,8 +120,8 @@ class RedisBroker(Broker):
         self._nodes_key = f"{prefix}:nodes"
         self._queue: deque[bytes] = deque()
         self._queued_bytes = 0
-        self._local: dict[str, Entry] = {}
-        self._dirty: dict[str, Entry | None] = {}  # presence changes not yet written
+        self._local: dict[str, Stored] = {}
+        self._dirty: dict[str, Stored | None] = {}  # presence changes not yet written
         self._beat_due = True
         self._wake = asyncio.Event()
         self._closing = False
@@ -200,7 +208,9 @@ class RedisBroker(Broker):
 
     # -- life ---------------------------------------------------------------------------------
 
-    async def start(self, node_id: str, deliver: Deliver) -> None:
+    async def start(
+        self, node_id: str, deliver: Deliver, sequenced: Sequenced | None = None
+    ) -> None:
         import redis.asyncio as aioredis
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
@@ -270,12 +280,15 @@ class RedisBroker(Broker):
         self._queued_bytes += len(message)
         self._wake.set()
 
-    def presence_update(self, conn_id: str, entry: Entry | None) -> None:
-        if entry is None:
+    def presence_update(
+        self, conn_id: str, entry: Entry | None, meta: dict[str, Any] | None = None
+    ) -> None:
+        stored = None if entry is None else (entry[0], entry[1], meta or {})
+        if stored is None:
             self._local.pop(conn_id, None)
         else:
-            self._local[conn_id] = entry
-        self._dirty[conn_id] = entry  # one pending write per connection, never dropped
+            self._local[conn_id] = stored
+        self._dirty[conn_id] = stored  # one pending write per connection, never dropped
         self._wake.set()
 
     def _take(self) -> list[bytes]:
@@ -334,9 +347,9 @@ class RedisBroker(Broker):
             else:
                 self._burst_over()
 
-    def _write_presence(self, pipe: Any, dirty: dict[str, Entry | None]) -> None:
+    def _write_presence(self, pipe: Any, dirty: dict[str, Stored | None]) -> None:
         """Queue the writes for the presence changes in ``dirty``."""
-        added = {cid: orjson.dumps(e) for cid, e in dirty.items() if e is not None}
+        added = {cid: _dumps(e) for cid, e in dirty.items() if e is not None}
         gone = [cid for cid, e in dirty.items() if e is None]
         ttl_ms = int(self.presence_ttl * 1000)
         if added:
@@ -349,7 +362,7 @@ class RedisBroker(Broker):
             pipe.hdel(self._key, *gone)
             self._delete_conn_keys(pipe, gone)
 
-    def _write_all_presence(self, pipe: Any, dirty: dict[str, Entry | None]) -> None:
+    def _write_all_presence(self, pipe: Any, dirty: dict[str, Stored | None]) -> None:
         """Queue a rewrite of this server's whole presence and of every key's expiry. The new
         hash is built aside and renamed over the old one, so readers never see it half done."""
         local = self._local
@@ -357,7 +370,7 @@ class RedisBroker(Broker):
         if local:
             aside = f"{self._key}:next"
             pipe.delete(aside)
-            items = [(cid, orjson.dumps(e)) for cid, e in local.items()]
+            items = [(cid, _dumps(e)) for cid, e in local.items()]
             for i in range(0, len(items), CHUNK):
                 pipe.hset(aside, mapping=dict(items[i : i + CHUNK]))
             pipe.pexpire(aside, ttl_ms)
@@ -450,8 +463,9 @@ class RedisBroker(Broker):
                 await self._prune(keys=keys, args=gone)
             for mapping in mappings:
                 for cid, raw in mapping.items():
-                    endpoint, rooms = orjson.loads(raw)
-                    result[_text(cid)] = (endpoint, rooms)
+                    value = orjson.loads(raw)
+                    meta = value[2] if len(value) > 2 else {}
+                    result[_text(cid)] = (value[0], value[1], meta)
         except (RedisError, OSError) as exc:
             self._failed(exc, since)
         return result
