@@ -56,6 +56,7 @@ test: lint typecheck coverage-protocol compliance-quick unit
 bench: $(STAMP)
 	bash bench/setup.sh
 	bench/.venv/bin/python bench/run.py
+	bench/.venv/bin/python bench/history_cost.py
 
 soak: $(STAMP)
 	$(PY) -m tests.integration.soak

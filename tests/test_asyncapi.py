@@ -187,3 +187,36 @@ def test_sends_keeps_each_type_once() -> None:
 
     x.sends(Moved, Moved)
     assert x.messages.sent == [Moved]
+
+
+def test_history_and_presence_events_are_documented() -> None:
+    from roost import RoomHistory
+
+    app = Roost(__file__)
+
+    @app.websocket("/rooms", history=RoomHistory(), presence_events=True)
+    async def rooms(websocket: WebSocket) -> None:
+        await websocket.receive_text()
+
+    @app.websocket("/events-only", presence_events=True)
+    async def events_only(websocket: WebSocket) -> None:
+        await websocket.receive_text()
+
+    doc = asyncapi_document(app.routes.websockets.entries())
+    assert_valid(doc)
+    send = doc["operations"]["rooms_send_roost"]
+    names = [m["$ref"].rsplit("/", 1)[1] for m in send["messages"]]
+    assert names == ["RoomMessage", "RoomNotice", "PresenceEvent"]
+    notice = doc["components"]["messages"]["RoomNotice"]["payload"]
+    assert notice["properties"]["reason"]["enum"] == [
+        "epoch",
+        "trimmed",
+        "expired",
+        "ahead",
+        "unavailable",
+    ]
+    query = doc["channels"]["rooms"]["bindings"]["ws"]["query"]["properties"]
+    assert "roost_resume" in query
+    only = doc["operations"]["events-only_send_roost"]["messages"]
+    assert [m["$ref"].rsplit("/", 1)[1] for m in only] == ["PresenceEvent"]
+    assert "bindings" not in doc["channels"]["events-only"]

@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from roost.hub.history import REASONS, RESUME_PARAM
 from roost.openapi import OpenAPIInfo
 from roost.params import Param, plan
 from roost.routes import WebSocketEndpoint
@@ -97,6 +98,26 @@ def asyncapi_document(
                 "summary": "The server sends",
                 "messages": [*sent, use("Error", {})],
             }
+        if endpoint.keeps_history or endpoint.presence_events:
+            roost_messages = []
+            if endpoint.keeps_history:
+                roost_messages += [
+                    use("RoomMessage", _ROOM_MESSAGE),
+                    use("RoomNotice", _ROOM_NOTICE),
+                ]
+            if endpoint.presence_events:
+                roost_messages.append(use("PresenceEvent", _PRESENCE_EVENT))
+            operations[_unique(f"{cid}_send_roost", taken)] = {
+                "action": "send",
+                "channel": channel_ref,
+                "summary": "roost sends",
+                "description": (
+                    "Room messages in envelopes with their position, the notice that starts "
+                    "each join of a room with history, and presence events "
+                    "(docs/delivery.md)."
+                ),
+                "messages": roost_messages,
+            }
         if own:
             channel["messages"] = own
             for name in own:
@@ -111,6 +132,52 @@ def asyncapi_document(
         "components": {"schemas": schemas, "messages": messages},
     }
     return doc
+
+
+_POSITION = {
+    "room": {"type": "string"},
+    "epoch": {"type": "string", "description": "Names the room's current history"},
+    "offset": {"type": "integer", "minimum": 0},
+}
+_ROOM_MESSAGE: dict[str, Any] = {
+    "type": "object",
+    "description": (
+        "A message broadcast to a room with history, at its position; data is the message as "
+        "sent (data_b64 for a binary one)"
+    ),
+    "properties": {
+        "roost": {"const": "message"},
+        **_POSITION,
+        "data": {"type": "string"},
+        "data_b64": {"type": "string", "contentEncoding": "base64"},
+    },
+    "required": ["roost", "room", "epoch", "offset"],
+}
+_ROOM_NOTICE: dict[str, Any] = {
+    "type": "object",
+    "description": (
+        "Sent first when the connection joins a room with history; replay messages follow, "
+        "from the position after offset"
+    ),
+    "properties": {
+        "roost": {"enum": ["joined", "recovered", "not_recovered"]},
+        **_POSITION,
+        "replay": {"type": "integer", "minimum": 0},
+        "reason": {"enum": list(REASONS)},
+    },
+    "required": ["roost", "room", "epoch", "offset", "replay"],
+}
+_PRESENCE_EVENT: dict[str, Any] = {
+    "type": "object",
+    "description": "A member joined or left a room this connection is in",
+    "properties": {
+        "roost": {"enum": ["join", "leave"]},
+        "room": {"type": "string"},
+        "id": {"type": "string"},
+        "meta": {"description": "The metadata it joined with"},
+    },
+    "required": ["roost", "room", "id"],
+}
 
 
 def _replies(endpoint: WebSocketEndpoint) -> dict[Any, Any]:
@@ -168,11 +235,17 @@ def _channel(path: str, endpoint: WebSocketEndpoint) -> dict[str, Any]:
         channel.setdefault("parameters", {})[name] = entry
     binding: dict[str, Any] = {}
     query = [p for p in params if p.source == "query" and p.name not in pattern.params]
-    if query:
-        binding["query"] = {
-            "type": "object",
-            "properties": {p.name: msgspec.json.schema(p.kind) for p in query},
-        }
+    if query or endpoint.keeps_history:
+        properties = {p.name: msgspec.json.schema(p.kind) for p in query}
+        if endpoint.keeps_history:
+            properties[RESUME_PARAM] = {
+                "type": "string",
+                "description": (
+                    "Where a reconnecting client stopped: a JSON object {room: [epoch, "
+                    "offset]} (docs/delivery.md)"
+                ),
+            }
+        binding["query"] = {"type": "object", "properties": properties}
         required = [p.name for p in query if p.default is inspect.Parameter.empty]
         if required:
             binding["query"]["required"] = required
