@@ -289,3 +289,27 @@ async def test_an_unreachable_history_fails_the_broadcast_and_is_said_on_join() 
         await eventually(lambda: offsets(channel) == [1])
     finally:
         await hub.stop()
+
+
+async def test_members_held_in_a_silent_room_leave_nothing_behind() -> None:
+    broker = GatedBroker()
+    hub = await hub_with(broker)
+    try:
+        first = FakeChannel()
+        hub.add("first", "/c", first)  # type: ignore[arg-type]
+        await hub.join("first", "r")
+        broker.in_flight = []
+        await hub.broadcast("/c", "0", room="r")  # kept, never delivered: joiners stay held
+        for i in range(50):
+            channel = FakeChannel()
+            hub.add(f"c{i}", "/c", channel)  # type: ignore[arg-type]
+            await hub.join(f"c{i}", "r")
+            assert hub.registry.is_held(f"c{i}", "r")
+            if i % 2:
+                await hub.leave(f"c{i}", "r")
+            else:
+                hub.remove(f"c{i}")
+        hub.remove("first")
+        assert hub._catching == {} and hub._marks == {}
+    finally:
+        await hub.stop()

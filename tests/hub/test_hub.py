@@ -97,3 +97,34 @@ async def test_join_and_leave_of_a_remote_connection_reach_its_node() -> None:
             return await one.connections(room="red") == ["b"]
 
         await eventually(replicated)
+
+
+async def test_a_large_presence_state_travels_in_bounded_parts() -> None:
+    broker = MemoryBroker()
+    sizes: list[int] = []
+    publish = broker.publish
+
+    def record(message: bytes) -> None:
+        sizes.append(len(message))
+        publish(message)
+
+    broker.publish = record  # type: ignore[method-assign]
+    async with node(broker) as one:
+        for i in range(3000):
+            add(one, f"c{i}")
+            one.registry.join(f"c{i}", "r", {"bio": "x" * 1000})
+        async with node(broker) as two:  # its hello gets one's state, in parts
+
+            async def sees_all() -> bool:
+                return len(await two.presence("/chat", "r")) == 3000
+
+            await eventually(sees_all)
+            members = await two.presence("/chat", "r")
+            assert members["c2999"] == {"bio": "x" * 1000}
+            assert max(sizes) < 2 * 1024 * 1024
+            one._relinked()  # announces again: hello, then more parts to every node
+
+            async def still_all() -> bool:
+                return len(await two.presence("/chat", "r")) == 3000
+
+            await eventually(still_all)

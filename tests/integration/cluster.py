@@ -71,7 +71,7 @@ class ClusterServer:
     ) -> dict[int, tuple[websockets.ClientConnection, dict[str, object]]]:
         """One client per worker process, by worker pid (the kernel spreads accepts)."""
         by_pid: dict[int, tuple[websockets.ClientConnection, dict[str, object]]] = {}
-        for _ in range(10):
+        for _ in range(40):  # a busy machine may need many batches
             # Connections opened at the same time wake every worker's accept loop; one after
             # another, the worker that accepted last tends to win every time.
             for ws, hello in await asyncio.gather(*(self.client() for _ in range(10))):

@@ -192,7 +192,7 @@ async def test_every_worker_turns_unready() -> None:
             _, body = await keep_alive_get(reader, writer, "/health")
             return int(str(body["pid"])), reader, writer
 
-        for _ in range(10):  # at the same time, so that both workers' accept loops wake
+        for _ in range(40):  # at the same time, so that both workers' accept loops wake
             for pid, reader, writer in await asyncio.gather(*(one() for _ in range(10))):
                 if pid in by_pid or len(by_pid) == 2:
                     writer.close()

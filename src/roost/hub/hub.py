@@ -31,6 +31,8 @@ logger = logging.getLogger("roost.hub")
 
 #: Largest metadata of one membership, as JSON (bytes).
 MAX_META = 4096
+#: About how many bytes of presence one message of a node's state carries.
+STATE_PART = 1024 * 1024
 #: Returns the history of room ``room`` of endpoint ``endpoint``, or None for none.
 HistoryOf = Callable[[str, str], RoomHistory | None]
 
@@ -104,9 +106,14 @@ class Hub:
         """Tell the other nodes this one is here (with its connections, when presence is
         replicated through messages); each answers with its own state."""
         hello = messages.Hello()
-        if self.broker is not None and self.broker.replicated_presence:
-            hello.connections, hello.meta = self._local_state()
+        if self.broker is None or not self.broker.replicated_presence:
+            self._publish(hello)
+            return
+        parts = self._local_state()
+        hello.connections, hello.meta = parts[0]
         self._publish(hello)
+        for number, (state, meta) in enumerate(parts[1:], 1):
+            self._publish(messages.State(to="", part=number, connections=state, meta=meta))
 
     def _relinked(self) -> None:
         """The broker's link came back after an outage. What other nodes published meanwhile
@@ -116,18 +123,35 @@ class Hub:
 
     def _local_state(
         self,
-    ) -> tuple[dict[str, tuple[str, list[str]]], dict[str, dict[str, Any]]]:
+    ) -> list[tuple[dict[str, tuple[str, list[str]]], dict[str, dict[str, Any]]]]:
+        """This node's connections and their metadata, in parts of about STATE_PART bytes
+        each (so that no message nears the relay's frame limit); at least one part."""
         registry = self.registry
+        parts = []
         state: dict[str, tuple[str, list[str]]] = {}
         meta: dict[str, dict[str, Any]] = {}
+        size = 0
         for cid in registry.members():
             endpoint = registry.endpoint_of(cid)
-            if endpoint is not None:
-                state[cid] = (endpoint, sorted(registry.rooms_of(cid)))
-                own = registry.room_meta(cid)
-                if own:
-                    meta[cid] = own
-        return state, meta
+            if endpoint is None:
+                continue
+            rooms = sorted(registry.rooms_of(cid))
+            state[cid] = (endpoint, rooms)
+            size += 64 + len(endpoint) + sum(len(r) + 2 for r in rooms)
+            own = registry.room_meta(cid)
+            if own:
+                meta[cid] = own
+                size += len(orjson.dumps(own))
+            if size >= STATE_PART:
+                parts.append((state, meta))
+                state, meta, size = {}, {}, 0
+        if state or not parts:
+            parts.append((state, meta))
+        return parts
+
+    def _send_state(self, to: str) -> None:
+        for number, (state, meta) in enumerate(self._local_state()):
+            self._publish(messages.State(to=to, part=number, connections=state, meta=meta))
 
     def _publish(self, message: messages.Message) -> None:
         if self.broker is not None:
@@ -492,8 +516,15 @@ class Hub:
 
     def _left(self, endpoint: str, room: str, conn_id: str) -> None:
         """A local connection left a room (or closed)."""
-        if not self.registry.has_room(endpoint, room) and (endpoint, room) not in self._catching:
-            self._marks.pop((endpoint, room), None)
+        key = (endpoint, room)
+        groups = self._catching.get(key)
+        if groups is not None:
+            for group in list(groups):
+                group.conns.discard(conn_id)
+                if not group.conns and group.buffer is None:  # done reading: nobody to wait for
+                    self._release(key, group)
+        if not self.registry.has_room(endpoint, room) and key not in self._catching:
+            self._marks.pop(key, None)
         if endpoint in self.presence_events:
             event = orjson.dumps({"roost": "leave", "room": room, "id": conn_id})
             self._announce_room(endpoint, room, event.decode(), conn_id)
@@ -616,10 +647,13 @@ class Hub:
             case messages.Hello():
                 self._remote.replace(node, dict(message.connections), message.meta)
                 if self.broker is not None and self.broker.replicated_presence:
-                    state, meta = self._local_state()
-                    self._publish(messages.State(to=node, connections=state, meta=meta))
-            case messages.State() if message.to == self.node_id:
-                self._remote.replace(node, dict(message.connections), message.meta)
+                    self._send_state(node)
+            case messages.State() if message.to in (self.node_id, ""):
+                if message.part == 0:
+                    self._remote.replace(node, dict(message.connections), message.meta)
+                else:  # more of the same node's state: add it
+                    for cid, entry in message.connections.items():
+                        self._remote.update(node, cid, entry, message.meta.get(cid))
             case messages.Gone():
                 for cid, endpoint, rooms in self._remote.forget(node):
                     if endpoint in self.presence_events:

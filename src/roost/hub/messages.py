@@ -70,9 +70,12 @@ class Presence(Message, tag="p"):
 
 
 class State(Message, tag="state"):
-    """All of the sender's connections, for the node ``to``: id -> (endpoint, rooms)."""
+    """The sender's connections, for the node ``to`` (every node when empty): id ->
+    (endpoint, rooms). A large state comes in parts: part 0 replaces what the receiver
+    knew of the sender, the parts after it add to it."""
 
     to: str
+    part: int = 0
     connections: dict[str, tuple[str, list[str]]] = {}
     meta: dict[str, dict[str, Any]] = {}
 
