@@ -1,21 +1,39 @@
 """The embedded broker for ``--processes N``: workers on one machine exchange hub messages
-through a relay process over a Unix socket. No external server is needed.
+through a relay process over a Unix socket. No external server is needed. The relay is also
+the sequencer and the store of rooms with history (``roost.hub.history``): it holds them in
+memory, so they outlive any worker and are lost with the relay.
 
 Wire format, both ways: frames of a 5-byte header (payload length, 4 bytes big-endian; kind,
-1 byte) and the payload. Kinds:
+1 byte) and the payload. Structured payloads are msgpack arrays (``msgspec`` structs below,
+fields in order). Kinds:
 
 - ``HELLO``: from a worker, its node id (ASCII), first on every connection; the relay
   answers with an empty ``HELLO`` once it has taken the worker in.
 - ``MESSAGE``: a hub message; the relay forwards it to every other worker.
-- ``REFUSED`` (relay → worker): UTF-8 text saying why a frame was not forwarded.
+- ``REFUSED`` (relay → worker): UTF-8 text saying why a frame was not taken.
+- ``SEQUENCE`` (worker → relay): ``SequenceFrame`` (id, room key, the room's history size
+  and ttl, body): give the body the room's next position and keep it.
+- ``SEQUENCED`` (relay → every worker, the sender included): ``SequencedFrame`` (epoch,
+  offset, body, ack); in the order of the offsets on every link. ``ack`` is the id of the
+  ``SEQUENCE`` on the sender's link, 0 on the others.
+- ``READ`` (worker → relay): ``ReadFrame`` (id, room key, size and ttl, the position to
+  resume from or nil, how many messages to replay otherwise).
+- ``HISTORY`` (relay → worker): ``HistoryFrame``, the answer to the ``READ`` of that id.
 
 Bounds: a frame over ``max_frame`` payload bytes is refused (the relay answers ``REFUSED``
-and skips it; the link stays up). A peer that does not read gets at most ``max_buffer``
-bytes queued for it; past that, frames for it are dropped (delivery is at-most-once),
+and skips it; the link stays up), and so is a ``SEQUENCE`` or ``READ`` that does not decode
+or names an invalid history. A ``HISTORY`` answer is cut to the newest messages that fit in
+one frame (a resume it cannot then satisfy is answered ``not_recovered``, reason
+``trimmed``), and a replay to the room's size. The relay keeps the histories of at most
+``max_rooms`` rooms, each within its own ``RoomHistory`` bounds. A peer that does not read
+gets at most ``max_buffer`` bytes queued for it; past that, frames for it are dropped
+(delivery is at-most-once; a worker repairs a gap in a room's offsets from the history),
 counted, and logged once per stall.
 
 If the relay dies, each worker reconnects with backoff (the supervisor starts a new relay on
-the same socket), then the hub announces the node again (``Broker.on_reconnect``).
+the same socket), then the hub announces the node again (``Broker.on_reconnect``). The new
+relay starts with no history: rooms get new epochs, and clients that resume are told
+``not_recovered``, reason ``epoch``.
 """
 
 from __future__ import annotations
@@ -23,14 +41,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import itertools
 import logging
 import os
 import socket
 import struct
+import time
 from collections.abc import Callable
-from typing import cast
+from typing import Annotated, Any, cast
+
+import msgspec
 
 from roost.hub.broker import Broker, Deliver, Sequenced
+from roost.hub.history import (
+    MAX_ROOMS,
+    HistoryRead,
+    HistoryUnavailable,
+    MemoryHistory,
+    Position,
+    RoomHistory,
+)
 from roost.hub.messages import Codec, Gone
 
 logger = logging.getLogger("roost.hub")
@@ -43,6 +73,16 @@ MAX_BUFFER = 32 * 1024 * 1024
 #: Waits between two attempts to reach the relay again, in seconds: the first, the longest.
 FIRST_BACKOFF = 0.05
 MAX_BACKOFF = 1.0
+#: Seconds a worker waits for the relay to confirm a sequenced message or answer a read (and,
+#: when it starts, to take it in) before giving up: HistoryUnavailable.
+TIMEOUT = 5.0
+#: Bytes a ``SEQUENCED`` payload adds to its body, at most (epoch, offset, ack, msgpack).
+SEQUENCED_OVERHEAD = 64
+_ANSWER_OVERHEAD = 256  # bytes of a HISTORY payload besides its entries, epoch and reason
+_ENTRY_OVERHEAD = 16  # bytes msgpack adds to each entry of a HISTORY payload, at most
+
+_Offset = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+_Id = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 
 
 class Kind(enum.IntEnum):
@@ -51,6 +91,54 @@ class Kind(enum.IntEnum):
     HELLO = 1
     MESSAGE = 2
     REFUSED = 3
+    SEQUENCE = 4
+    SEQUENCED = 5
+    READ = 6
+    HISTORY = 7
+
+
+class SequenceFrame(msgspec.Struct, array_like=True, frozen=True):
+    """``SEQUENCE``: give ``body`` the next position of room ``key``, whose history keeps
+    ``size`` messages for ``ttl`` seconds; ``id`` names the request on its link."""
+
+    id: _Id
+    key: str
+    size: int
+    ttl: float
+    body: bytes
+
+
+class SequencedFrame(msgspec.Struct, array_like=True, frozen=True):
+    """``SEQUENCED``: ``body`` is at ``offset`` of ``epoch``; ``ack`` is the id of the
+    sender's ``SEQUENCE`` (0 for the other workers)."""
+
+    epoch: str
+    offset: _Offset
+    body: bytes
+    ack: int = 0
+
+
+class ReadFrame(msgspec.Struct, array_like=True, frozen=True):
+    """``READ``: what a connection joining room ``key`` gets, resuming after ``since``
+    ([epoch, offset], or nil) or else the last ``replay`` messages."""
+
+    id: _Id
+    key: str
+    size: int
+    ttl: float
+    since: tuple[str, _Offset] | None
+    replay: _Offset
+
+
+class HistoryFrame(msgspec.Struct, array_like=True, frozen=True):
+    """``HISTORY``: the answer to ``READ`` ``id``, a ``HistoryRead`` field by field."""
+
+    id: int
+    kind: str
+    epoch: str
+    start: int
+    entries: list[tuple[int, bytes]]
+    reason: str = ""
 
 
 def encode(kind: Kind, payload: bytes) -> bytes:
@@ -164,38 +252,66 @@ class Link(asyncio.Protocol):
 
 class IpcBroker(Broker):
     """A worker's side: connects to the relay at ``path``, and again whenever the link is lost
-    (waiting 50 ms, doubling up to 1 s between attempts). Messages published
-    while the link is down are dropped and counted in ``dropped``; messages over ``max_frame``
-    bytes are refused (logged, counted in ``refused``)."""
+    (waiting 50 ms, doubling up to 1 s between attempts). Messages published while the link is
+    down are dropped and counted in ``dropped``; messages over ``max_frame`` bytes are refused
+    (logged, counted in ``refused``).
+
+    Rooms with history go through the relay: ``sequence`` returns once the relay has given
+    the message its position (and this worker has delivered it), ``read_history`` once the
+    relay has answered. Both raise HistoryUnavailable at once while the relay has not taken
+    this worker in (the link is down or coming back), for a message over ``max_frame``, and
+    after ``timeout`` seconds (5) without an answer; pending ones fail as soon as the link is
+    lost. ``start`` waits up to ``timeout`` seconds for the relay to take the worker in.
+    """
 
     def __init__(
-        self, path: str, *, max_frame: int = MAX_FRAME, max_buffer: int = MAX_BUFFER
+        self,
+        path: str,
+        *,
+        max_frame: int = MAX_FRAME,
+        max_buffer: int = MAX_BUFFER,
+        timeout: float = TIMEOUT,
     ) -> None:
         self.path = path
         self.max_frame = max_frame
         self.max_buffer = max_buffer
+        self.timeout = timeout
         self.dropped = 0
         self.refused = 0
         self._link: Link | None = None
         self._node_id = ""
         self._deliver: Deliver = lambda _: None
+        self._sequenced: Sequenced = lambda epoch, offset, body: None
         self._lost = asyncio.Event()
+        self._linked = asyncio.Event()  # set while the relay has taken this worker in
         self._down = False
         self._dropped_before = 0  # ``dropped`` when the outage began
         self._announce = False  # whether the hub must announce itself once the link is up
         self._backoff = FIRST_BACKOFF
         self._keeper: asyncio.Task[None] | None = None
+        self._ids = itertools.count(1)
+        self._acks: dict[int, asyncio.Future[None]] = {}  # SEQUENCE id -> its confirmation
+        self._reads: dict[int, asyncio.Future[HistoryRead[bytes]]] = {}  # READ id -> answer
+        self._encoder = msgspec.msgpack.Encoder()
+        self._sequenced_decoder = msgspec.msgpack.Decoder(SequencedFrame)
+        self._history_decoder = msgspec.msgpack.Decoder(HistoryFrame)
 
     async def start(
         self, node_id: str, deliver: Deliver, sequenced: Sequenced | None = None
     ) -> None:
         self._node_id = node_id
         self._deliver = deliver
+        if sequenced is not None:
+            self._sequenced = sequenced
         self._lost = asyncio.Event()
+        self._linked = asyncio.Event()
         try:
             await self._connect()
         except OSError as exc:
             self._went_down(exc)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._linked.wait(), self.timeout)
         self._keeper = asyncio.create_task(self._keep_linked())
 
     async def _connect(self) -> None:
@@ -218,10 +334,35 @@ class IpcBroker(Broker):
     def _frame(self, link: Link, kind: int, payload: bytes) -> None:
         if kind == Kind.MESSAGE:
             self._deliver(payload)
+        elif kind == Kind.SEQUENCED:
+            self._on_sequenced(payload)
+        elif kind == Kind.HISTORY:
+            self._on_history(payload)
         elif kind == Kind.HELLO:
             self._up()
         elif kind == Kind.REFUSED:
-            logger.error("the worker relay refused a message: %s", payload.decode(errors="replace"))
+            logger.error("the worker relay refused a frame: %s", payload.decode(errors="replace"))
+
+    def _on_sequenced(self, payload: bytes) -> None:
+        try:
+            frame = self._sequenced_decoder.decode(payload)
+        except msgspec.MsgspecError as exc:
+            logger.error("the worker relay sent a malformed SEQUENCED frame: %s", exc)
+            return
+        try:
+            self._sequenced(frame.epoch, frame.offset, frame.body)
+        finally:
+            if frame.ack:
+                _resolve(self._acks.pop(frame.ack, None), None)
+
+    def _on_history(self, payload: bytes) -> None:
+        try:
+            frame = self._history_decoder.decode(payload)
+        except msgspec.MsgspecError as exc:
+            logger.error("the worker relay sent a malformed HISTORY frame: %s", exc)
+            return
+        read = HistoryRead(frame.kind, frame.epoch, frame.start, frame.entries, frame.reason)
+        _resolve(self._reads.pop(frame.id, None), read)
 
     def _oversized(self, link: Link, size: int) -> None:
         logger.error("the worker relay sent a frame of %d bytes; reconnecting", size)
@@ -230,12 +371,24 @@ class IpcBroker(Broker):
     def _link_lost(self, link: Link) -> None:
         if link is self._link:
             self._link = None
+            self._linked.clear()
+            self._fail_pending("lost the link to the worker relay before it answered")
             self._went_down(None)
             self._lost.set()
+
+    def _fail_pending(self, why: str) -> None:
+        """Fail every sequence and read waiting for the relay."""
+        pending: list[asyncio.Future[Any]] = [*self._acks.values(), *self._reads.values()]
+        self._acks.clear()
+        self._reads.clear()
+        for future in pending:
+            if not future.done():
+                future.set_exception(HistoryUnavailable(why))
 
     def _up(self) -> None:
         """The relay has taken this worker in."""
         self._backoff = FIRST_BACKOFF
+        self._linked.set()
         if self._down:
             self._down = False
             self.reconnects += 1
@@ -282,6 +435,73 @@ class IpcBroker(Broker):
         if link is None or not link.write(encode(Kind.MESSAGE, message)):
             self.dropped += 1
 
+    # -- rooms with history ------------------------------------------------------------------
+
+    def _ready_link(self) -> Link:
+        """The link to a relay that has taken this worker in; HistoryUnavailable if none."""
+        link = self._link
+        if link is None or not self._linked.is_set():
+            raise HistoryUnavailable("the worker relay is not reachable (reconnecting)")
+        return link
+
+    async def _ask(
+        self,
+        link: Link,
+        pending: dict[int, asyncio.Future[Any]],
+        request_id: int,
+        kind: Kind,
+        payload: bytes,
+    ) -> Any:
+        """Send a request frame and wait for its answer (at most ``timeout`` seconds)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        pending[request_id] = future
+        try:
+            if not link.write(encode(kind, payload)):
+                self.dropped += 1
+                raise HistoryUnavailable("the worker relay is not reading (its queue is full)")
+            return await asyncio.wait_for(future, self.timeout)
+        except TimeoutError:
+            raise HistoryUnavailable(
+                f"the worker relay did not answer within {self.timeout:g} s"
+            ) from None
+        finally:
+            pending.pop(request_id, None)
+
+    async def sequence(self, key: str, history: RoomHistory, body: bytes) -> None:
+        """Have the relay give ``body`` the next position of room ``key``; returns once it
+        has (this worker's members have it then). HistoryUnavailable: the relay is not
+        reachable, the message is over ``max_frame``, or no confirmation came within
+        ``timeout`` seconds (then whether it was sequenced is not known)."""
+        link = self._ready_link()
+        request_id = next(self._ids)
+        payload = self._encoder.encode(
+            SequenceFrame(request_id, key, history.size, history.ttl, body)
+        )
+        if len(payload) > self.max_frame or len(body) + SEQUENCED_OVERHEAD > self.max_frame:
+            self.refused += 1
+            raise HistoryUnavailable(
+                f"a room message of {len(body)} bytes is over the relay's limit of "
+                f"{self.max_frame} bytes"
+            )
+        pending = cast(dict[int, asyncio.Future[Any]], self._acks)
+        await self._ask(link, pending, request_id, Kind.SEQUENCE, payload)
+
+    async def read_history(
+        self, key: str, history: RoomHistory, since: Position | None, replay: int
+    ) -> HistoryRead[bytes]:
+        link = self._ready_link()
+        request_id = next(self._ids)
+        position = None if since is None else (since.epoch, since.offset)
+        frame = ReadFrame(
+            request_id, key, history.size, history.ttl, position, min(replay, history.size)
+        )
+        payload = self._encoder.encode(frame)
+        if len(payload) > self.max_frame:
+            raise HistoryUnavailable(f"a history read of {len(payload)} bytes is too large")
+        pending = cast(dict[int, asyncio.Future[Any]], self._reads)
+        read: HistoryRead[bytes] = await self._ask(link, pending, request_id, Kind.READ, payload)
+        return read
+
     @property
     def queued_bytes(self) -> int:
         """Bytes written to the relay link that its socket has not taken yet."""
@@ -294,22 +514,44 @@ class IpcBroker(Broker):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._keeper
         link, self._link = self._link, None
+        self._linked.clear()
+        self._fail_pending("the broker stopped")
         if link is not None:
             link.close()
 
 
+def _resolve(future: asyncio.Future[Any] | None, result: Any) -> None:
+    if future is not None and not future.done():
+        future.set_result(result)
+
+
 class Relay:
     """Forwards every message from one worker to all the others, and tells the others when a
-    worker leaves (a hub ``gone`` message). ``dropped`` counts frames not delivered to stalled
-    peers; ``refused`` counts oversized frames."""
+    worker leaves (a hub ``gone`` message). Sequences and keeps the messages of rooms with
+    history in ``history`` (at most ``max_rooms`` rooms, 100,000 by default; the room used
+    least recently loses its history first), and answers reads of it. ``dropped`` counts
+    frames not delivered to stalled peers; ``refused`` counts frames refused (oversized or
+    malformed)."""
 
-    def __init__(self, *, max_frame: int = MAX_FRAME, max_buffer: int = MAX_BUFFER) -> None:
+    def __init__(
+        self,
+        *,
+        max_frame: int = MAX_FRAME,
+        max_buffer: int = MAX_BUFFER,
+        max_rooms: int = MAX_ROOMS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_frame = max_frame
         self.max_buffer = max_buffer
         self.refused = 0
+        #: The rooms with history, by room key: their epochs, offsets and messages.
+        self.history = MemoryHistory[bytes](clock=clock, max_rooms=max_rooms)
         self._links: dict[Link, str] = {}  # link -> node id, once it said HELLO
         self._codec = Codec()
         self._count = 0
+        self._encoder = msgspec.msgpack.Encoder()
+        self._sequence_decoder = msgspec.msgpack.Decoder(SequenceFrame)
+        self._read_decoder = msgspec.msgpack.Decoder(ReadFrame)
 
     @property
     def dropped(self) -> int:
@@ -335,13 +577,87 @@ class Relay:
             for other in self._links:
                 if other is not link:
                     other.write(frame)
+        elif kind == Kind.SEQUENCE:
+            self._sequence(link, payload)
+        elif kind == Kind.READ:
+            self._read(link, payload)
         elif kind == Kind.HELLO:
             node = payload.decode("ascii", errors="replace")
             self._links[link] = node
             link.name = f"worker {node}"
             link.write(encode(Kind.HELLO, b""))
         else:
-            link.write(encode(Kind.REFUSED, f"unknown frame kind {kind}".encode()))
+            self._refuse(link, f"unknown frame kind {kind}")
+
+    def _refuse(self, link: Link, reason: str) -> None:
+        self.refused += 1
+        logger.error("%s: %s", link.name, reason)
+        link.write(encode(Kind.REFUSED, reason.encode()))
+
+    def _sequence(self, link: Link, payload: bytes) -> None:
+        try:
+            frame = self._sequence_decoder.decode(payload)
+            config = RoomHistory(size=frame.size, ttl=frame.ttl)
+        except (msgspec.MsgspecError, ValueError) as exc:
+            self._refuse(link, f"malformed SEQUENCE frame: {exc}")
+            return
+        if len(frame.body) + SEQUENCED_OVERHEAD > self.max_frame:
+            self._refuse(
+                link,
+                f"SEQUENCE body of {len(frame.body)} bytes refused: the relay's limit is "
+                f"{self.max_frame - SEQUENCED_OVERHEAD} bytes",
+            )
+            return
+        epoch, offset = self.history.append(frame.key, frame.body, config)
+        encoded = self._encoder.encode(SequencedFrame(epoch, offset, frame.body))
+        out = encode(Kind.SEQUENCED, encoded)
+        for other in self._links:
+            if other is not link:
+                other.write(out)
+        ack = self._encoder.encode(SequencedFrame(epoch, offset, frame.body, frame.id))
+        link.write(encode(Kind.SEQUENCED, ack))
+
+    def _read(self, link: Link, payload: bytes) -> None:
+        try:
+            frame = self._read_decoder.decode(payload)
+            config = RoomHistory(size=frame.size, ttl=frame.ttl)
+        except (msgspec.MsgspecError, ValueError) as exc:
+            self._refuse(link, f"malformed READ frame: {exc}")
+            return
+        since = None if frame.since is None else Position(*frame.since)
+        read = self.history.read(frame.key, config, since, min(frame.replay, config.size))
+        link.write(encode(Kind.HISTORY, self._answer(frame.id, read)))
+
+    def _answer(self, request_id: int, read: HistoryRead[bytes]) -> bytes:
+        """The ``HISTORY`` payload for ``read``, cut to the newest entries that fit in one
+        frame (a recovery that no longer fits becomes ``not_recovered``, ``trimmed``)."""
+        entries = read.entries
+        budget = self.max_frame - _ANSWER_OVERHEAD - len(read.epoch) - len(read.reason)
+        total = sum(len(body) + _ENTRY_OVERHEAD for _, body in entries)
+        if total > budget:
+            kept = 0
+            while kept < len(entries):
+                size = len(entries[-1 - kept][1]) + _ENTRY_OVERHEAD
+                if size > budget:
+                    break
+                budget -= size
+                kept += 1
+            cut = entries[len(entries) - kept :]
+            start = cut[0][0] - 1 if cut else entries[-1][0]
+            logger.warning(
+                "a history answer of %d messages (%d bytes) is over the frame limit: sending "
+                "the newest %d",
+                len(entries),
+                total,
+                kept,
+            )
+            kind, reason = read.kind, read.reason
+            if kind == "recovered":
+                kind, reason = "not_recovered", "trimmed"
+            read = HistoryRead(kind, read.epoch, start, cut, reason)
+        return self._encoder.encode(
+            HistoryFrame(request_id, read.kind, read.epoch, read.start, read.entries, read.reason)
+        )
 
     def _oversized(self, link: Link, size: int) -> None:
         self.refused += 1
