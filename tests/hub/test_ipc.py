@@ -1,10 +1,15 @@
 """The relay of ``--processes`` (roost.hub.ipc): it bounds what it queues for a worker that
 does not read, refuses oversized frames with an error and keeps the link; IpcBroker refuses
-to send what the relay would refuse."""
+to send what the relay would refuse. As the sequencer and store of rooms with history: one
+sequence whatever the worker, every worker sees every message in order, reads answer from
+it within bounds, malformed frames are refused, and a worker whose relay is down or silent
+gets HistoryUnavailable; a worker whose link stalled repairs the gap from the history."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
 import socket
 import struct
@@ -14,11 +19,16 @@ import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 
-from roost.hub.ipc import IpcBroker, Kind, Relay
-from tests.timing import seconds
+from roost.hub.history import HistoryUnavailable, Position, RoomHistory
+from roost.hub.hub import Hub
+from roost.hub.ipc import HistoryFrame, IpcBroker, Kind, Relay, SequencedFrame
+from roost.server.websocket import WebSocketChannel
+from tests.timing import eventually, seconds
 
 HEADER = struct.Struct("!IB")
 RELAY = """
@@ -183,3 +193,372 @@ async def test_ipc_broker_refuses_a_message_over_the_relay_limit(
         await two.stop("two")
         relay.cancel()
         sock.close()
+
+
+# -- rooms with history ----------------------------------------------------------------------
+
+CONFIG = RoomHistory(size=100, ttl=600)
+
+
+@asynccontextmanager
+async def relay_in_loop(path: str, **options: Any) -> AsyncIterator[Relay]:
+    """A relay serving on the Unix socket ``path`` in this loop, until the block ends."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    sock.listen()
+    sock.setblocking(False)
+    relay = Relay(**options)
+    task = asyncio.create_task(relay.serve(sock))
+    try:
+        yield relay
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+Seen = list[tuple[str, int, bytes]]
+
+
+@asynccontextmanager
+async def linked(path: str, node: str, **options: Any) -> AsyncIterator[tuple[IpcBroker, Seen]]:
+    """A started IpcBroker and the sequenced messages it is handed, in order."""
+    seen: Seen = []
+    broker = IpcBroker(path, **options)
+    await broker.start(node, lambda _: None, lambda e, o, b: seen.append((e, o, b)))
+    try:
+        yield broker, seen
+    finally:
+        await broker.stop(node)
+
+
+async def test_two_workers_sequencing_one_room_make_one_sequence_every_worker_sees(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "hub.sock")
+    async with (
+        relay_in_loop(path) as relay,
+        linked(path, "one") as (one, one_seen),
+        linked(path, "two") as (two, two_seen),
+        linked(path, "quiet") as (_, quiet_seen),
+    ):
+
+        async def send(broker: IpcBroker, name: str) -> None:
+            for i in range(0, 200, 20):  # 20 in flight at a time
+                await asyncio.gather(
+                    *(
+                        broker.sequence("room", CONFIG, f"{name}{n}".encode())
+                        for n in range(i, i + 20)
+                    )
+                )
+
+        await asyncio.gather(send(one, "a"), send(two, "b"))
+        await eventually(lambda: len(one_seen) == len(two_seen) == len(quiet_seen) == 400)
+        assert one_seen == two_seen == quiet_seen
+        epochs = {e for e, _, _ in one_seen}
+        assert len(epochs) == 1
+        assert [o for _, o, _ in one_seen] == list(range(1, 401))
+        bodies = [b.decode() for _, _, b in one_seen]
+        for name in "ab":  # each sender's messages keep the order it sent them in
+            assert [b for b in bodies if b[0] == name] == [f"{name}{n}" for n in range(200)]
+        assert len(relay.history) == 1
+
+
+async def test_sequence_returns_once_the_sender_has_the_message(tmp_path: Path) -> None:
+    path = str(tmp_path / "hub.sock")
+    async with relay_in_loop(path), linked(path, "one") as (one, seen):
+        for i in range(5):
+            await one.sequence("room", CONFIG, str(i).encode())
+            assert [b for _, _, b in seen] == [str(n).encode() for n in range(i + 1)]
+
+
+async def test_reads_answer_from_the_relays_history(tmp_path: Path) -> None:
+    path = str(tmp_path / "hub.sock")
+    small = RoomHistory(size=3, ttl=600)
+    async with (
+        relay_in_loop(path),
+        linked(path, "one") as (one, seen),
+        linked(path, "two") as (two, _),
+    ):
+        for i in range(5):
+            await one.sequence("room", small, str(i).encode())
+        epoch = seen[0][0]
+        # The other worker reads what this one sequenced: the history is the relay's.
+        joined = await two.read_history("room", small, None, 2)
+        assert (joined.kind, joined.epoch, joined.start) == ("joined", epoch, 3)
+        assert joined.entries == [(4, b"3"), (5, b"4")]
+        recovered = await two.read_history("room", small, Position(epoch, 3), 0)
+        assert (recovered.kind, recovered.start, recovered.entries) == (
+            "recovered",
+            3,
+            [(4, b"3"), (5, b"4")],
+        )
+        trimmed = await two.read_history("room", small, Position(epoch, 1), 1)
+        assert (trimmed.kind, trimmed.reason, trimmed.entries) == (
+            "not_recovered",
+            "trimmed",
+            [(5, b"4")],
+        )
+        other = await two.read_history("room", small, Position("0123456789abcdef", 2), 0)
+        assert (other.kind, other.reason, other.epoch) == ("not_recovered", "epoch", epoch)
+        # A replay larger than the room is the whole room.
+        everything = await two.read_history("room", small, None, 10**12)
+        assert [o for o, _ in everything.entries] == [3, 4, 5]
+        fresh = await two.read_history("elsewhere", small, None, 5)
+        assert fresh.kind == "joined" and fresh.epoch != epoch and fresh.entries == []
+
+
+async def test_an_answer_over_the_frame_limit_is_cut_to_the_newest_messages(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = str(tmp_path / "hub.sock")
+    limit = 4096
+    async with (
+        relay_in_loop(path, max_frame=limit),
+        linked(path, "one", max_frame=limit) as (
+            one,
+            seen,
+        ),
+    ):
+        for i in range(20):
+            await one.sequence("room", CONFIG, str(i).encode() * 1000)
+        epoch = seen[0][0]
+        resumed = await one.read_history("room", CONFIG, Position(epoch, 0), 0)
+        assert (resumed.kind, resumed.reason) == ("not_recovered", "trimmed")
+        offsets = [o for o, _ in resumed.entries]
+        assert offsets and offsets[-1] == 20 and offsets == list(range(offsets[0], 21))
+        assert resumed.start == offsets[0] - 1
+        assert sum(len(b) for _, b in resumed.entries) <= limit
+        joined = await one.read_history("room", CONFIG, None, 20)
+        assert joined.kind == "joined" and [o for o, _ in joined.entries] == offsets
+    assert "over the frame limit: sending the newest" in caplog.text
+
+
+async def test_malformed_history_frames_are_refused_and_the_link_stays_up(tmp_path: Path) -> None:
+    path = str(tmp_path / "hub.sock")
+    pack = msgspec.msgpack.encode
+    async with relay_in_loop(path) as relay:
+        reader, writer = await worker(path, "attacker")
+
+        async def refused(kind: Kind, payload: bytes) -> str:
+            writer.write(frame(kind, payload))
+            answer_kind, reason = await asyncio.wait_for(read_frame(reader), seconds(5))
+            assert answer_kind == Kind.REFUSED, reason
+            return reason.decode()
+
+        what = "malformed SEQUENCE frame: "
+        assert (await refused(Kind.SEQUENCE, b"\xc1")).startswith(what)  # not msgpack
+        assert (await refused(Kind.SEQUENCE, pack([1, 2, 3]))).startswith(what)
+        assert "Expected `str`" in await refused(Kind.SEQUENCE, pack([1, 2, 3, 4.0, b"x"]))
+        assert "RoomHistory.size" in await refused(Kind.SEQUENCE, pack([1, "k", 0, 60.0, b"x"]))
+        nan = await refused(Kind.SEQUENCE, pack([1, "k", 5, float("nan"), b"x"]))
+        assert "RoomHistory.ttl" in nan
+        assert ">= 1" in await refused(Kind.SEQUENCE, pack([0, "k", 5, 60.0, b"x"]))
+        what = "malformed READ frame: "
+        assert (await refused(Kind.READ, b"")).startswith(what)
+        assert ">= 0" in await refused(Kind.READ, pack([1, "k", 5, 60.0, None, -1]))
+        assert (await refused(Kind.READ, pack([1, "k", 5, 60.0, ["e"], 0]))).startswith(what)
+        assert ">= 0" in await refused(Kind.READ, pack([1, "k", 5, 60.0, ["e", -3], 0]))
+        assert "RoomHistory.size" in await refused(Kind.READ, pack([1, "k", 10**7, 60.0, None, 0]))
+        assert relay.refused == 11
+        # The link is still up, and well-formed frames are served.
+        writer.write(frame(Kind.SEQUENCE, pack([7, "k", 5, 60, b"ok"])))
+        kind, payload = await asyncio.wait_for(read_frame(reader), seconds(5))
+        assert kind == Kind.SEQUENCED
+        sequenced = msgspec.msgpack.decode(payload, type=SequencedFrame)
+        assert (sequenced.offset, sequenced.body, sequenced.ack) == (1, b"ok", 7)
+        # A replay asked far past the room's size is cut to the room.
+        for _ in range(9):
+            writer.write(frame(Kind.SEQUENCE, pack([8, "k", 5, 60, b"more"])))
+            assert (await asyncio.wait_for(read_frame(reader), seconds(5)))[0] == Kind.SEQUENCED
+        writer.write(frame(Kind.READ, pack([9, "k", 5, 60, None, 2**62])))
+        kind, payload = await asyncio.wait_for(read_frame(reader), seconds(5))
+        assert kind == Kind.HISTORY
+        answer = msgspec.msgpack.decode(payload, type=HistoryFrame)
+        assert answer.id == 9 and [o for o, _ in answer.entries] == [6, 7, 8, 9, 10]
+        writer.close()
+
+
+@asynccontextmanager
+async def silent_relay(path: str, *, hang_up_on_request: bool) -> AsyncIterator[None]:
+    """A relay that takes workers in, then never answers a SEQUENCE or READ (or, with
+    ``hang_up_on_request``, closes the link when it gets one)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                kind, _ = await read_frame(reader)
+                if kind == Kind.HELLO:
+                    writer.write(frame(Kind.HELLO, b""))
+                elif hang_up_on_request:
+                    writer.close()
+                    return
+
+    server = await asyncio.start_unix_server(handle, path)
+    try:
+        yield
+    finally:
+        server.close()
+
+
+async def test_a_relay_that_does_not_answer_makes_history_unavailable(tmp_path: Path) -> None:
+    path = str(tmp_path / "hub.sock")
+    async with (
+        silent_relay(path, hang_up_on_request=False),
+        linked(path, "one", timeout=seconds(0.2)) as (one, _),
+    ):
+        with pytest.raises(HistoryUnavailable, match="did not answer within"):
+            await one.read_history("room", CONFIG, None, 0)
+        with pytest.raises(HistoryUnavailable, match="did not answer within"):
+            await one.sequence("room", CONFIG, b"x")
+
+
+async def test_pending_calls_fail_as_soon_as_the_link_is_lost(tmp_path: Path) -> None:
+    path = str(tmp_path / "hub.sock")
+    async with (
+        silent_relay(path, hang_up_on_request=True),
+        linked(path, "one", timeout=seconds(600)) as (one, _),
+    ):
+        with pytest.raises(HistoryUnavailable, match="lost the link to the worker relay"):
+            await asyncio.wait_for(one.read_history("room", CONFIG, None, 0), seconds(10))
+        await eventually(lambda: one.reconnects == 1)  # it linked again: the relay is up
+        with pytest.raises(HistoryUnavailable, match="lost the link to the worker relay"):
+            await asyncio.wait_for(one.sequence("room", CONFIG, b"x"), seconds(10))
+
+
+async def test_without_a_relay_history_is_unavailable_at_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "hub.sock")
+    async with linked(path, "one", timeout=seconds(600)) as (one, _):
+        with pytest.raises(HistoryUnavailable, match="not reachable"):
+            await asyncio.wait_for(one.sequence("room", CONFIG, b"x"), seconds(10))
+        with pytest.raises(HistoryUnavailable, match="not reachable"):
+            await asyncio.wait_for(one.read_history("room", CONFIG, None, 0), seconds(10))
+
+
+async def test_a_room_message_over_the_frame_limit_is_refused(tmp_path: Path) -> None:
+    path = str(tmp_path / "hub.sock")
+    async with (
+        relay_in_loop(path, max_frame=MAX_FRAME),
+        linked(path, "one", max_frame=MAX_FRAME) as (one, seen),
+    ):
+        with pytest.raises(HistoryUnavailable, match="over the relay's limit"):
+            await one.sequence("room", CONFIG, b"z" * MAX_FRAME)
+        assert one.refused == 1
+        await one.sequence("room", CONFIG, b"small")
+        assert [(o, b) for _, o, b in seen] == [(1, b"small")]
+
+
+async def test_a_new_relay_has_new_epochs(tmp_path: Path) -> None:
+    path = str(tmp_path / "hub.sock")
+    async with linked(path, "one") as (one, seen):
+        async with relay_in_loop(path):
+            await eventually(lambda: one.reconnects == 1)
+            await one.sequence("room", CONFIG, b"before")
+        before = seen[-1][0]
+        async with relay_in_loop(path):  # the relay restarted: its history is empty
+            await eventually(lambda: one.reconnects == 2)
+            read = await one.read_history("room", CONFIG, Position(before, 1), 0)
+            assert (read.kind, read.reason) == ("not_recovered", "epoch")
+            await one.sequence("room", CONFIG, b"after")
+            assert seen[-1][0] == read.epoch != before and seen[-1][1] == 1
+
+
+class Proxy:
+    """Sits between a worker and the relay on its own Unix socket; while ``flowing`` is clear,
+    nothing the relay sends gets through (the worker looks stalled to the relay)."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def _pump(
+        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, gate: asyncio.Event | None
+    ) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await src.read(65536):
+                if gate is not None:
+                    await gate.wait()
+                dst.write(data)
+                await dst.drain()
+        dst.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_unix_connection(self.upstream)
+        await asyncio.gather(
+            self._pump(reader, up_writer, None), self._pump(up_reader, writer, self.flowing)
+        )
+
+    @asynccontextmanager
+    async def serving(self, path: str) -> AsyncIterator[None]:
+        server = await asyncio.start_unix_server(self._handle, path)
+        try:
+            yield
+        finally:
+            server.close()
+
+
+class Channel:
+    """What the registry needs of a connection: records what reaches it."""
+
+    def __init__(self) -> None:
+        self.sent: list[str | bytes] = []
+
+    def send_nowait(self, message: str | bytes, shared: object = None) -> bool:
+        self.sent.append(message)
+        return True
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        pass
+
+    def offsets(self) -> list[int]:
+        parsed = [msgspec.json.decode(m) for m in self.sent]
+        return [m["offset"] for m in parsed if m["roost"] == "message"]
+
+
+async def test_a_stalled_worker_repairs_the_gap_from_the_relays_history(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = WebSocketChannel.send_nowait
+
+    def send_nowait(self: Any, message: str | bytes, shared: object = None) -> bool:
+        if isinstance(self, Channel):  # room broadcasts take the channel's fast path
+            return self.send_nowait(message, shared)
+        return real(self, message, shared)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(WebSocketChannel, "send_nowait", send_nowait)
+    path, behind = str(tmp_path / "hub.sock"), str(tmp_path / "proxy.sock")
+    proxy = Proxy(path)
+    history = RoomHistory(size=1000, ttl=600)
+    stalled, publisher = Hub(IpcBroker(behind)), Hub(IpcBroker(path))
+    for hub in (stalled, publisher):
+        hub.history_of = lambda endpoint, room: history
+    async with relay_in_loop(path, max_buffer=64 * 1024) as relay, proxy.serving(behind):
+        await stalled.start()
+        await publisher.start()
+        try:
+            channel = Channel()
+            stalled.add("a", "/c", channel)  # type: ignore[arg-type]
+            await stalled.join("a", "r")
+            await publisher.broadcast("/c", "first", room="r")
+            await eventually(lambda: channel.offsets() == [1])
+            proxy.flowing.clear()
+            # Far more than the relay queues for a worker that does not read (and than the
+            # sockets in between hold): the relay drops SEQUENCED frames for it.
+            for i in range(300):
+                await publisher.broadcast("/c", str(i) + "x" * 8192, room="r")
+            assert relay.dropped > 0
+            proxy.flowing.set()
+            await publisher.broadcast("/c", "last", room="r")  # past the gap: repaired first
+            await eventually(lambda: channel.offsets()[-1:] == [302], what="the last message")
+            assert channel.offsets() == list(range(1, 303))
+            assert b"not_recovered" not in b"".join(
+                m.encode() if isinstance(m, str) else m for m in channel.sent
+            )
+        finally:
+            await stalled.stop()
+            await publisher.stop()

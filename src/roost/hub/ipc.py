@@ -26,9 +26,9 @@ or names an invalid history. A ``HISTORY`` answer is cut to the newest messages 
 one frame (a resume it cannot then satisfy is answered ``not_recovered``, reason
 ``trimmed``), and a replay to the room's size. The relay keeps the histories of at most
 ``max_rooms`` rooms, each within its own ``RoomHistory`` bounds. A peer that does not read
-gets at most ``max_buffer`` bytes queued for it; past that, frames for it are dropped
-(delivery is at-most-once; a worker repairs a gap in a room's offsets from the history),
-counted, and logged once per stall.
+gets at most ``max_buffer`` bytes queued for it (and one answer to its own request past
+that); past that, frames for it are dropped (delivery is at-most-once; a worker repairs a gap
+in a room's offsets from the history), counted, and logged once per stall.
 
 If the relay dies, each worker reconnects with backoff (the supervisor starts a new relay on
 the same socket), then the hub announces the node again (``Broker.on_reconnect``). The new
@@ -213,13 +213,18 @@ class Link(asyncio.Protocol):
         transport = self.transport
         return 0 if transport is None else transport.get_write_buffer_size()
 
-    def write(self, frame: bytes) -> bool:
+    def write(self, frame: bytes, *, answer: bool = False) -> bool:
         """Queue an encoded frame; False if the link is down or the peer is not reading
-        (then the frame is dropped and counted)."""
+        (then the frame is dropped and counted). A frame would take the queue past
+        ``max_buffer`` bytes: the peer is not reading. An ``answer`` to the peer's own request
+        is queued while the queue is under ``max_buffer`` whatever its size (the queue stays
+        under ``max_buffer`` + ``max_frame``), so a large answer still reaches a peer that
+        reads."""
         transport = self.transport
         if transport is None or transport.is_closing():
             return False
-        if transport.get_write_buffer_size() + len(frame) > self.max_buffer:
+        queued = transport.get_write_buffer_size()
+        if queued + (0 if answer else len(frame)) > self.max_buffer:
             if not self._stalled:
                 self._stalled = True
                 self._stalled_since = self.dropped
@@ -615,7 +620,7 @@ class Relay:
             if other is not link:
                 other.write(out)
         ack = self._encoder.encode(SequencedFrame(epoch, offset, frame.body, frame.id))
-        link.write(encode(Kind.SEQUENCED, ack))
+        link.write(encode(Kind.SEQUENCED, ack), answer=True)
 
     def _read(self, link: Link, payload: bytes) -> None:
         try:
@@ -626,7 +631,7 @@ class Relay:
             return
         since = None if frame.since is None else Position(*frame.since)
         read = self.history.read(frame.key, config, since, min(frame.replay, config.size))
-        link.write(encode(Kind.HISTORY, self._answer(frame.id, read)))
+        link.write(encode(Kind.HISTORY, self._answer(frame.id, read)), answer=True)
 
     def _answer(self, request_id: int, read: HistoryRead[bytes]) -> bytes:
         """The ``HISTORY`` payload for ``read``, cut to the newest entries that fit in one
@@ -679,7 +684,8 @@ class Relay:
 
     async def serve(self, sock: socket.socket, *, control: int | None = None) -> None:
         """Relay on the listening Unix socket ``sock`` until the control pipe ``control``
-        reaches end of file (its parent stopped it, or is gone), or forever."""
+        reaches end of file (its parent stopped it, or is gone), or until cancelled; then
+        close the socket and every link."""
         loop = asyncio.get_running_loop()
         server = await loop.create_unix_server(self._make, sock=sock)
         parent_gone = asyncio.Event()
@@ -700,7 +706,11 @@ class Relay:
         if control is not None:
             os.set_blocking(control, False)
             loop.add_reader(control, read_control)
-        await parent_gone.wait()
-        server.close()
-        for link in list(self._links):
-            link.close()
+        try:
+            await parent_gone.wait()
+        finally:  # stopped, or cancelled: either way the links close
+            if control is not None:
+                loop.remove_reader(control)
+            server.close()
+            for link in list(self._links):
+                link.close()
