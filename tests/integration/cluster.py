@@ -23,7 +23,8 @@ __all__ = ["ClusterServer", "ask", "eventually", "receive_text"]
 class ClusterServer:
     """tests/integration/apps/cluster_app.py served on a free port with extra flags: through
     ``app.start()`` (``python -m tests.integration.apps.cluster_app``), or with ``cli=True``
-    through the ``roost`` command. Its stderr (the logs) is kept for ``log()``."""
+    through the ``roost`` command (``app``: another app of tests/integration/apps, as
+    ``module:attribute``, served that way). Its stderr (the logs) is kept for ``log()``."""
 
     def __init__(
         self,
@@ -31,12 +32,13 @@ class ClusterServer:
         cli: bool = False,
         env: dict[str, str] | None = None,
         start_new_session: bool = False,
+        app: str = "tests.integration.apps.cluster_app:app",
     ) -> None:
         self.port = free_port()
         if cli:
-            command = [*roost_command(), "tests.integration.apps.cluster_app:app"]
+            command = [*roost_command(), app]
         else:
-            command = [sys.executable, "-m", "tests.integration.apps.cluster_app"]
+            command = [sys.executable, "-m", app.partition(":")[0]]
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (kept open for log())
         self.proc = subprocess.Popen(
             [*command, "--port", str(self.port), "--log-level", "INFO", *flags],
