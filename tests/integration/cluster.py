@@ -35,10 +35,8 @@ class ClusterServer:
         app: str = "tests.integration.apps.cluster_app:app",
     ) -> None:
         self.port = free_port()
-        if cli:
-            command = [*roost_command(), app]
-        else:
-            command = [sys.executable, "-m", app.partition(":")[0]]
+        module = app.partition(":")[0]
+        command = [*roost_command(), app] if cli else [sys.executable, "-m", module]
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (kept open for log())
         self.proc = subprocess.Popen(
             [*command, "--port", str(self.port), "--log-level", "INFO", *flags],

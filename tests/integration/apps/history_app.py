@@ -6,7 +6,7 @@ the worker."""
 
 import os
 
-from roost import HistoryUnavailable, Roost, RoomHistory
+from roost import HistoryUnavailable, RoomHistory, Roost
 from roost.responses import Response, plain
 
 app = Roost(__file__)
