@@ -150,9 +150,7 @@ async def test_history_survives_the_worker_a_client_was_on_being_killed() -> Non
     assert code == 0
 
 
-async def test_while_the_relay_is_down_publishing_fails_then_clients_learn_of_a_new_epoch() -> (
-    None
-):
+async def test_with_the_relay_down_publishing_fails_then_clients_learn_of_a_new_epoch() -> None:
     server = await ClusterServer("--processes", "2", cli=True, app=APP).ready()
     stopped = False
     try:
