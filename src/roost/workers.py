@@ -1,7 +1,8 @@
 """``--processes N``: a supervisor, N worker processes sharing the port, and a relay.
 
 The supervisor binds the listening socket, then forks the relay (which carries hub messages
-between workers over a Unix socket) and the workers, which inherit the socket. Each child gets
+between workers over a Unix socket, and sequences and keeps the rooms with history) and the
+workers, which inherit the socket. Each child gets
 the read end of a control pipe from the supervisor (see roost.runner) and, on Linux, SIGTERM
 when the supervisor dies: a child whose supervisor is gone (even by SIGKILL) shuts down. The
 relay ignores signals and ends when its pipe closes, removing its socket's directory.
@@ -17,8 +18,8 @@ Signals to the supervisor:
   workers are forked from the supervisor, so they run the code it loaded at startup.
 
 Workers ignore SIGHUP (it is the supervisor's to act on). A worker that dies is replaced, and
-so is the relay (the workers reconnect to it); if they keep dying the supervisor gives up and
-exits with status 1.
+so is the relay (the workers reconnect to it; the new relay starts with no room history); if
+they keep dying the supervisor gives up and exits with status 1.
 """
 
 from __future__ import annotations

@@ -534,9 +534,9 @@ class Relay:
     """Forwards every message from one worker to all the others, and tells the others when a
     worker leaves (a hub ``gone`` message). Sequences and keeps the messages of rooms with
     history in ``history`` (at most ``max_rooms`` rooms, 100,000 by default; the room used
-    least recently loses its history first), and answers reads of it. ``dropped`` counts
-    frames not delivered to stalled peers; ``refused`` counts frames refused (oversized or
-    malformed)."""
+    least recently loses its history first), and answers reads of it; ``clock`` gives the
+    seconds its ttls are counted in (monotonic). ``dropped`` counts frames not delivered to
+    stalled peers; ``refused`` counts frames refused (oversized or malformed)."""
 
     def __init__(
         self,
