@@ -382,16 +382,30 @@ async def test_malformed_history_frames_are_refused_and_the_link_stays_up(tmp_pa
         writer.close()
 
 
+async def test_the_relay_keeps_at_most_max_rooms_histories(tmp_path: Path) -> None:
+    path = str(tmp_path / "hub.sock")
+    async with relay_in_loop(path, max_rooms=2) as relay, linked(path, "one") as (one, seen):
+        for room in ("a", "b", "c"):
+            await one.sequence(room, CONFIG, room.encode())
+        assert len(relay.history) == 2
+        first = seen[0][0]
+        gone = await one.read_history("a", CONFIG, Position(first, 1), 0)  # used least lately
+        assert (gone.kind, gone.reason) == ("not_recovered", "epoch")
+        assert len(relay.history) == 2
+
+
 @asynccontextmanager
-async def silent_relay(path: str, *, hang_up_on_request: bool) -> AsyncIterator[None]:
-    """A relay that takes workers in, then never answers a SEQUENCE or READ (or, with
-    ``hang_up_on_request``, closes the link when it gets one)."""
+async def silent_relay(
+    path: str, *, hang_up_on_request: bool = False, welcome: bool = True
+) -> AsyncIterator[None]:
+    """A relay that takes workers in (unless not ``welcome``), then never answers a SEQUENCE
+    or READ (or, with ``hang_up_on_request``, closes the link when it gets one)."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
             while True:
                 kind, _ = await read_frame(reader)
-                if kind == Kind.HELLO:
+                if kind == Kind.HELLO and welcome:
                     writer.write(frame(Kind.HELLO, b""))
                 elif hang_up_on_request:
                     writer.close()
@@ -427,6 +441,20 @@ async def test_pending_calls_fail_as_soon_as_the_link_is_lost(tmp_path: Path) ->
         await eventually(lambda: one.reconnects == 1)  # it linked again: the relay is up
         with pytest.raises(HistoryUnavailable, match="lost the link to the worker relay"):
             await asyncio.wait_for(one.sequence("room", CONFIG, b"x"), seconds(10))
+
+
+async def test_until_the_relay_takes_the_worker_in_history_is_unavailable(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "hub.sock")
+    async with (
+        silent_relay(path, welcome=False),
+        linked(path, "one", timeout=seconds(0.2)) as (one, _),  # start waits that long
+    ):
+        with pytest.raises(HistoryUnavailable, match="not reachable"):
+            await one.sequence("room", CONFIG, b"x")
+        with pytest.raises(HistoryUnavailable, match="not reachable"):
+            await one.read_history("room", CONFIG, None, 0)
 
 
 async def test_without_a_relay_history_is_unavailable_at_once(tmp_path: Path) -> None:
