@@ -28,6 +28,7 @@ from roost.hub.history import HistoryUnavailable, Position, RoomHistory
 from roost.hub.hub import Hub
 from roost.hub.ipc import HistoryFrame, IpcBroker, Kind, Relay, SequencedFrame
 from roost.server.websocket import WebSocketChannel
+from tests.hub.fakes import FakeChannel
 from tests.timing import eventually, seconds
 
 HEADER = struct.Struct("!IB")
@@ -530,22 +531,9 @@ class Proxy:
             server.close()
 
 
-class Channel:
-    """What the registry needs of a connection: records what reaches it."""
-
-    def __init__(self) -> None:
-        self.sent: list[str | bytes] = []
-
-    def send_nowait(self, message: str | bytes, shared: object = None) -> bool:
-        self.sent.append(message)
-        return True
-
-    def close(self, code: int = 1000, reason: str = "") -> None:
-        pass
-
-    def offsets(self) -> list[int]:
-        parsed = [msgspec.json.decode(m) for m in self.sent]
-        return [m["offset"] for m in parsed if m["roost"] == "message"]
+def offsets(channel: FakeChannel) -> list[int]:
+    parsed = [msgspec.json.decode(m) for m in channel.sent]
+    return [m["offset"] for m in parsed if m["roost"] == "message"]
 
 
 async def test_a_stalled_worker_repairs_the_gap_from_the_relays_history(
@@ -554,7 +542,7 @@ async def test_a_stalled_worker_repairs_the_gap_from_the_relays_history(
     real = WebSocketChannel.send_nowait
 
     def send_nowait(self: Any, message: str | bytes, shared: object = None) -> bool:
-        if isinstance(self, Channel):  # room broadcasts take the channel's fast path
+        if isinstance(self, FakeChannel):  # room broadcasts take the channel's fast path
             return self.send_nowait(message, shared)
         return real(self, message, shared)  # type: ignore[arg-type]
 
@@ -569,11 +557,11 @@ async def test_a_stalled_worker_repairs_the_gap_from_the_relays_history(
         await stalled.start()
         await publisher.start()
         try:
-            channel = Channel()
+            channel = FakeChannel()
             stalled.add("a", "/c", channel)  # type: ignore[arg-type]
             await stalled.join("a", "r")
             await publisher.broadcast("/c", "first", room="r")
-            await eventually(lambda: channel.offsets() == [1])
+            await eventually(lambda: offsets(channel) == [1])
             proxy.flowing.clear()
             # Far more than the relay queues for a worker that does not read (and than the
             # sockets in between hold): the relay drops SEQUENCED frames for it.
@@ -582,8 +570,8 @@ async def test_a_stalled_worker_repairs_the_gap_from_the_relays_history(
             assert relay.dropped > 0
             proxy.flowing.set()
             await publisher.broadcast("/c", "last", room="r")  # past the gap: repaired first
-            await eventually(lambda: channel.offsets()[-1:] == [302], what="the last message")
-            assert channel.offsets() == list(range(1, 303))
+            await eventually(lambda: offsets(channel)[-1:] == [302], what="the last message")
+            assert offsets(channel) == list(range(1, 303))
             assert b"not_recovered" not in b"".join(
                 m.encode() if isinstance(m, str) else m for m in channel.sent
             )
