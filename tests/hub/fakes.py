@@ -8,11 +8,19 @@ __all__ = ["FakeChannel", "eventually"]
 
 
 class FakeChannel:
-    """What the registry needs of a WebSocketChannel: ``send_nowait`` and ``close``."""
+    """What the registry and hub need of a WebSocketChannel: ``send_nowait``, ``send_text``,
+    ``open`` and ``close``."""
 
     def __init__(self) -> None:
         self.sent: list[str | bytes] = []
         self.closed: tuple[int, str] | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.closed is None
+
+    async def send_text(self, text: str) -> None:
+        self.sent.append(text)
 
     def send_nowait(self, message: str | bytes, shared: object = None) -> bool:
         self.sent.append(message)

@@ -313,3 +313,49 @@ async def test_members_held_in_a_silent_room_leave_nothing_behind() -> None:
         assert hub._catching == {} and hub._marks == {}
     finally:
         await hub.stop()
+
+
+class SlowChannel(FakeChannel):
+    """Its first paced send waits for ``go``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = asyncio.Event()
+        self.waiting = asyncio.Event()
+
+    async def send_text(self, text: str) -> None:
+        if not self.go.is_set():
+            self.waiting.set()
+            await self.go.wait()
+        self.sent.append(text)
+
+
+async def test_more_than_a_catch_up_can_hold_is_read_again_from_the_history() -> None:
+    broker = GatedBroker()
+    hub = Hub(broker)
+    hub.history_of = lambda endpoint, room: RoomHistory(size=5000, ttl=60)
+    await hub.start()
+    try:
+        first = FakeChannel()
+        hub.add("first", "/c", first)  # type: ignore[arg-type]
+        await hub.join("first", "r")
+        for i in range(10):
+            await hub.broadcast("/c", str(i), room="r")
+        await eventually(lambda: len(offsets(first)) == 10)
+        epoch = parsed(first)[1]["epoch"]
+        slow = SlowChannel()
+        hub.add("slow", "/c", slow, resume={"r": Position(epoch, 0)})  # type: ignore[arg-type]
+        joining = asyncio.create_task(hub.join("slow", "r"))
+        await slow.waiting.wait()  # its replay is stuck on the first message
+        for i in range(10, 5010):  # 5000 more: past what its catch-up holds (1000)
+            await hub.broadcast("/c", str(i), room="r")
+        await eventually(lambda: len(offsets(first)) == 5010)
+        group = hub._catching[("/c", "r")][0]
+        assert group.overflowed and group.buffer is not None and len(group.buffer) <= group.limit
+        slow.go.set()
+        await joining
+        await hub.broadcast("/c", "5010", room="r")
+        await eventually(lambda: offsets(slow)[-1:] == [5011])
+        assert offsets(slow) == list(range(1, 5012))
+    finally:
+        await hub.stop()

@@ -379,3 +379,70 @@ def test_history_settings_are_checked() -> None:
     app = Roost(__file__)
     with pytest.raises(TypeError, match="RoomHistory"):
         app.websocket("/x", history=100)(lambda websocket: None)  # type: ignore[arg-type]
+
+
+async def test_a_backlog_larger_than_the_outbound_limit_reaches_a_reading_client(serve) -> None:  # type: ignore[no-untyped-def]
+    """8 MiB owed to a resuming client, twice its max_outbound_buffer: it is sent at the pace
+    the client reads, not all at once (which the slow-consumer policy would close)."""
+    app = make_app(history=RoomHistory(size=2000, ttl=600))
+    async with serve(app) as server:
+        url = f"ws://127.0.0.1:{server.port}/feed"
+        client = ResumingClient()
+        await client.connect(url, max_size=None)
+        await read_until(client, lambda: client.notices, "joined")
+        await client.close()
+        chunk = "x" * 4096
+        for i in range(2000):
+            await app.broadcast("/feed", f"{i}:{chunk}", "r")
+        await client.connect(url, max_size=None)
+        await read_until(client, lambda: len(client.messages) == 2000, "the 2000 owed", 30)
+        assert client.notices[-1]["roost"] == "recovered"
+        assert [d.split(":")[0] for d in client.data("r")] == [str(i) for i in range(2000)]
+        await app.broadcast("/feed", "live", "r")
+        await read_until(client, lambda: len(client.messages) == 2001, "a live one after")
+        assert client.ws is not None and client.ws.close_code is None
+        await client.close()
+
+
+async def test_a_resuming_client_that_never_reads_holds_a_bounded_buffer(serve) -> None:  # type: ignore[no-untyped-def]
+    from tests.raw_ws import never_reading_client
+
+    app = make_app(history=RoomHistory(size=1000, ttl=600))
+    async with serve(app) as server:
+        probe = ResumingClient()
+        await probe.connect(f"ws://127.0.0.1:{server.port}/feed", max_size=None)
+        await read_until(probe, lambda: probe.notices, "joined")
+        epoch = probe.notices[0]["epoch"]
+        chunk = "y" * 16384  # 16 MiB owed: more than the kernel's socket buffers hold
+        for i in range(1000):
+            await app.broadcast("/feed", f"{i}:{chunk}", "r")
+        await read_until(probe, lambda: len(probe.messages) == 1000, "the probe's copies", 30)
+        resume = urllib.parse.quote(json.dumps({"r": [epoch, 0]}))
+        sock = await never_reading_client(server.port, f"/feed?roost_resume={resume}")
+        try:
+            await eventually(
+                lambda: any(
+                    app.hub.registry.is_held(c, "r") for c in app.hub.registry.members("/feed", "r")
+                ),
+                what="the never-reading client held for its replay",
+            )
+            for i in range(1000, 3500):  # live traffic while its replay is stuck
+                await app.broadcast("/feed", f"{i}", "r")
+                if i % 100 == 0:
+                    await asyncio.sleep(0)
+            await read_until(probe, lambda: len(probe.messages) == 3500, "live for others", 60)
+            held = [
+                c
+                for c in app.hub.registry.members("/feed", "r")
+                if app.hub.registry.is_held(c, "r")
+            ]
+            assert len(held) == 1
+            channel = app.hub.registry.channel(held[0])
+            assert channel is not None
+            # Its socket buffer stays near the write limit, whatever is published meanwhile.
+            assert channel.buffered < 1024 * 1024
+            groups = app.hub._catching[("/feed", "r")]
+            assert all(g.buffer is None or len(g.buffer) <= g.limit for g in groups)
+        finally:
+            sock.close()
+            await probe.close()

@@ -31,6 +31,11 @@ logger = logging.getLogger("roost.hub")
 
 #: Largest metadata of one membership, as JSON (bytes).
 MAX_META = 4096
+#: Most live messages a joining member's catch-up holds while its replay goes out; past
+#: that it drops them and reads them from the history again.
+CATCH_UP_HOLDS = 1000
+#: Times a catch-up reads the history again when more arrived than it could hold meanwhile.
+MAX_REREADS = 3
 #: About how many bytes of presence one message of a node's state carries.
 STATE_PART = 1024 * 1024
 #: Returns the history of room ``room`` of endpoint ``endpoint``, or None for none.
@@ -47,12 +52,14 @@ class _CatchUp:
     meanwhile wait in ``buffer``; once the replay is out, the members get what follows
     ``floor`` directly, until live delivery is known to be past ``floor``."""
 
-    __slots__ = ("buffer", "conns", "floor")
+    __slots__ = ("buffer", "conns", "floor", "limit", "overflowed")
 
-    def __init__(self, conns: set[str]) -> None:
+    def __init__(self, conns: set[str], limit: int = 1000) -> None:
         self.conns = conns
         self.buffer: list[tuple[str, int, str, str | None]] | None = []
         self.floor = Position("", 0)
+        self.limit = limit  # most messages ``buffer`` holds; past it, they are read again
+        self.overflowed = False
 
 
 class Hub:
@@ -362,7 +369,10 @@ class Hub:
         exclude: str | None,
     ) -> None:
         """A room message reaches a group being caught up."""
-        if group.buffer is not None:  # still reading the history
+        if group.buffer is not None:  # still reading or sending the history
+            if len(group.buffer) >= group.limit:
+                group.overflowed = True  # they are in the history: read them again later
+                group.buffer.clear()
             group.buffer.append((epoch, offset, text, exclude))
             return
         floor = group.floor
@@ -408,15 +418,47 @@ class Hub:
                 group, room, control(read.kind, room, read.epoch, read.start, **extra), None
             )
         floor = Position(read.epoch, read.start)
-        for offset, payload in read.entries:
-            if isinstance(payload, bytes):
-                message = self._codec.decode(payload)
-                assert isinstance(message, messages.Broadcast)
-            else:
-                message = payload
-            text = envelope(room, read.epoch, offset, _payload(message.text, message.binary) or "")
-            self._send_group(group, room, text, message.exclude)
-            floor = Position(read.epoch, offset)
+        # A joining client is sent its replay at the pace it reads (a gap repair, shared by
+        # many members, is small and goes out at once).
+        paced = notify and len(group.conns) == 1
+        for attempt in range(MAX_REREADS + 1):
+            for offset, payload in read.entries:
+                if read.epoch == floor.epoch and offset <= floor.offset:
+                    continue
+                if isinstance(payload, bytes):
+                    message = self._codec.decode(payload)
+                    assert isinstance(message, messages.Broadcast)
+                else:
+                    message = payload
+                data = _payload(message.text, message.binary) or ""
+                text = envelope(room, read.epoch, offset, data)
+                if paced:
+                    await self._send_paced(group, room, text, message.exclude)
+                else:
+                    self._send_group(group, room, text, message.exclude)
+                floor = Position(read.epoch, offset)
+            if not group.overflowed or not group.conns:
+                break
+            # More arrived while the replay went out than can wait: read what follows again.
+            group.overflowed = False
+            group.buffer = []
+            if attempt == MAX_REREADS:
+                for cid in list(group.conns):
+                    self.registry.disconnect(cid, 1008, "too slow to catch up with the room")
+                group.buffer = None
+                self._release(key, group)
+                return
+            assert config is not None
+            try:
+                read = await self._read(endpoint, room, config, floor, 0)
+            except Exception:
+                read = HistoryRead("not_recovered", floor.epoch, floor.offset, [], "unavailable")
+            if read.kind != "recovered":
+                extra = {"replay": 0, "reason": read.reason}
+                notice = control("not_recovered", room, read.epoch, read.start, **extra)
+                self._send_group(group, room, notice, None)
+                floor = Position(read.epoch, read.start)
+                break
         buffered, group.buffer = group.buffer or [], None
         for epoch, offset, text, exclude in buffered:
             if epoch == floor.epoch and offset <= floor.offset:
@@ -433,6 +475,18 @@ class Hub:
             self._release(key, group)
         # Otherwise live delivery may still bring messages the group has had: it stays held
         # (and is sent what is newer directly) until the first message past ``floor``.
+
+    async def _send_paced(self, group: _CatchUp, room: str, text: str, exclude: str | None) -> None:
+        """Send to the one member of ``group``, waiting while its socket is behind."""
+        for cid in list(group.conns):
+            channel = self.registry.channel(cid)
+            if channel is None or not self.registry.is_held(cid, room) or not channel.open:
+                group.conns.discard(cid)
+            elif cid != exclude:
+                try:
+                    await channel.send_text(text)
+                except Exception:  # it closed meanwhile
+                    group.conns.discard(cid)
 
     async def _read(
         self,
@@ -499,7 +553,7 @@ class Hub:
         if config is None:
             return None
         key = (endpoint, room)
-        group = _CatchUp({conn_id})
+        group = _CatchUp({conn_id}, CATCH_UP_HOLDS)
         self._catching.setdefault(key, []).append(group)
         since = self._resume.get(conn_id, {}).get(room)
         return self._catch_up(endpoint, room, group, since, replay, config=config)

@@ -66,6 +66,10 @@ class Registry:
         """Endpoint path -> its open local connections."""
         return {endpoint: len(members) for endpoint, members in self._endpoints.items()}
 
+    def channel(self, conn_id: str) -> WebSocketChannel | None:
+        """A local connection's channel."""
+        return self._channels.get(conn_id)
+
     def endpoint_of(self, conn_id: str) -> str | None:
         """The endpoint path a local connection belongs to."""
         return self._endpoint_of.get(conn_id)
