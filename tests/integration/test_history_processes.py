@@ -209,3 +209,60 @@ async def test_with_the_relay_down_publishing_fails_then_clients_learn_of_a_new_
             os.kill(server.proc.pid, signal.SIGCONT)
         code = await server.stop()
     assert code == 0
+
+
+async def test_a_killed_workers_members_leave_presence_with_events() -> None:
+    server = await ClusterServer("--processes", "2", cli=True, app=APP).ready()
+    try:
+        pubs = await publishers(server.port)
+        url = f"ws://127.0.0.1:{server.port}/feed"
+        by_pid: dict[int, ResumingClient] = {}
+        extra: list[ResumingClient] = []
+
+        async def one(name: str) -> ResumingClient:
+            client = ResumingClient()
+            await client.connect(f"{url}?name={name}")
+            await read_until(client, lambda: client.notices, "the joined notice")
+            return client
+
+        async def one_on_each() -> bool:
+            for client in await asyncio.gather(*(one(f"c{len(by_pid)}") for _ in range(6))):
+                pid = worker_pid(client)
+                if pid in by_pid:
+                    extra.append(client)
+                else:
+                    by_pid[pid] = client
+            return len(by_pid) == 2
+
+        await eventually(one_on_each, 20, "a member on each worker")
+        (ann_pid, ann), (victim, bob) = by_pid.items()
+        bob_id = next(o["id"] for o in bob.other if isinstance(o, dict) and "id" in o)
+        ann_pub = pubs[ann_pid]
+
+        async def names() -> dict[str, object]:
+            reply = await ann_pub.call("GET", "/presence")
+            return json.loads(reply.body)["members"]  # type: ignore[no-any-return]
+
+        async def bob_present() -> bool:
+            return bob_id in await names()
+
+        await eventually(bob_present, what="bob in presence on ann's worker")
+        meta = (await names())[bob_id]
+        assert isinstance(meta, dict) and str(meta["name"]).startswith("c")
+        os.kill(victim, signal.SIGKILL)
+
+        def left(client: ResumingClient) -> bool:
+            return any(
+                isinstance(o, dict) and o.get("roost") == "leave" and o.get("id") == bob_id
+                for o in client.other
+            )
+
+        await read_until(ann, lambda: left(ann), "bob's leave event after his worker died")
+        assert bob_id not in await names()
+        for client in [ann, *extra]:
+            await client.close()
+        for p in pubs.values():
+            p.close()
+    finally:
+        code = await server.stop()
+    assert code == 0

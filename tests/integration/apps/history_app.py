@@ -2,7 +2,8 @@
 room r, which keeps history, after learning their worker's pid; ``POST /publish?text=...``
 broadcasts to the room from whichever worker takes the request and answers with that
 worker's pid, or 503 with the error when the history cannot be reached; ``GET /pid`` names
-the worker."""
+the worker; ``GET /presence`` lists room r's members with their metadata (clients that give
+``?name=`` join with ``{"name": ...}``), and members get join and leave events."""
 
 import os
 
@@ -12,10 +13,13 @@ from roost.responses import Response, plain
 app = Roost(__file__)
 
 
-@app.websocket("/feed", history=RoomHistory(size=1000, ttl=600), ping_interval=None)
+@app.websocket(
+    "/feed", history=RoomHistory(size=1000, ttl=600), presence_events=True, ping_interval=None
+)
 async def feed(websocket):  # type: ignore[no-untyped-def]
-    await websocket.send_json({"pid": os.getpid()})
-    await websocket.join("r")
+    await websocket.send_json({"pid": os.getpid(), "id": websocket.id})
+    name = websocket.query_params.get("name")
+    await websocket.join("r", {"name": name} if name else None)
     while True:
         await websocket.receive_text()
 
@@ -27,6 +31,11 @@ async def publish(request) -> Response | dict[str, int]:  # type: ignore[no-unty
     except HistoryUnavailable as exc:
         return plain(503, f"history unavailable: {exc}")
     return {"pid": os.getpid()}
+
+
+@app.get("/presence")
+async def presence() -> dict[str, object]:
+    return {"pid": os.getpid(), "members": await app.presence("/feed", "r")}
 
 
 @app.get("/pid")
