@@ -1,4 +1,5 @@
-"""Redis broker: pub/sub for hub messages, and presence stored in Redis.
+"""Redis broker: pub/sub for hub messages, presence stored in Redis, and the history of rooms
+that keep one (sequenced and stored by Lua scripts, ``roost.hub.redis_history``).
 
 Keys, with ``prefix`` (``roost`` by default) and ``<node>`` the random id of one server
 process:
@@ -10,6 +11,9 @@ process:
 - ``<prefix>:nodes``, a set: the servers that may have presence. ``connections()`` reads it and
   then each member's hash; a member whose hash has expired is removed there and then.
 
+- ``<prefix>:history:{<room>}:meta`` and ``:log``, a hash and a stream per room with history
+  (``roost.hub.redis_history``), expiring after the room's ``ttl`` without use.
+
 Each server writes its changes as they happen and, every ``presence_ttl / 3`` seconds, rewrites
 its hash and pushes back its keys' expiry, so a server that dies without cleaning up leaves
 presence within ``presence_ttl`` seconds (30 by default). One task sends everything, in order:
@@ -20,6 +24,12 @@ While Redis is unreachable, local delivery goes on; cross-server messages are dr
 drops, with its count when it ends; roost reconnects with backoff. Redis refusing the
 credentials (a wrong or missing password) is one error line, and roost keeps retrying
 quietly. The URL in log lines never shows its password.
+
+Rooms with history are sequenced in Redis, one script call per message that gives it the
+room's next offset, stores it and publishes it, all at once. The caller awaits it: while Redis
+is unreachable it raises HistoryUnavailable (after one attempt per backoff step, and at once in
+between), and nothing is ever sent twice. These calls, and the reads of joining connections,
+go to Redis in pipelines on a connection of their own.
 """
 
 from __future__ import annotations
@@ -34,6 +44,8 @@ import orjson
 
 from roost.hub.broker import Broker, Deliver, Presence, Sequenced
 from roost.hub.credentials import redacted
+from roost.hub.history import HistoryRead, HistoryUnavailable, Position, RoomHistory, new_epoch
+from roost.hub.redis_history import READ, SEQUENCE, history_keys, read_of, sha, unframe
 
 logger = logging.getLogger("roost.hub")
 
@@ -46,6 +58,9 @@ BATCH_LIMIT = 10_000
 CHUNK = 1_000
 #: Longest wait, in seconds, between two attempts to reach Redis.
 MAX_BACKOFF = 5.0
+#: Longest wait, in seconds, between two attempts to reach Redis for room history, while
+#: calls in between fail at once.
+HISTORY_BACKOFF = 1.0
 
 # Remove from the set KEYS[1] each node ARGV[i] whose presence hash KEYS[i + 1] is gone,
 # atomically, so a server that writes its hash meanwhile is never removed.
@@ -60,6 +75,9 @@ return removed
 """
 
 Entry = tuple[str, list[str]]
+#: The scripts of room history, by the SHA1 Redis knows them by.
+_SCRIPTS = {sha(script): script for script in (SEQUENCE, READ)}
+_SEQUENCE, _READ = sha(SEQUENCE), sha(READ)
 #: What ``_local`` keeps per connection: (endpoint, rooms, room -> metadata).
 Stored = tuple[str, list[str], dict[str, Any]]
 
@@ -74,6 +92,21 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+class _Call:
+    """One room history script call waiting for its pipeline."""
+
+    __slots__ = ("args", "future", "keys", "script", "size")
+
+    def __init__(
+        self, script: str, keys: list[str], args: list[Any], future: asyncio.Future[Any]
+    ) -> None:
+        self.script = script
+        self.keys = keys
+        self.args = args
+        self.future = future
+        self.size = sum(len(a) for a in args if isinstance(a, bytes))
+
+
 class RedisBroker(Broker):
     """``RedisBroker("redis://host:6379/0")``: every roost server using this Redis (and the
     same ``channel`` and ``prefix``) reaches every other one's connections.
@@ -85,7 +118,9 @@ class RedisBroker(Broker):
     ``presence_ttl`` (seconds, 1 to 60, default 30) bounds how long a server that died keeps
     its connections in presence. At most ``queue_limit`` messages (default 100,000) and
     ``queue_bytes`` bytes (default 64 MiB) wait to be sent; past that, and while Redis is
-    unreachable, messages are dropped and counted in ``dropped``.
+    unreachable, messages are dropped and counted in ``dropped``. The same bounds apply to
+    the room history calls waiting for Redis (past them, ``sequence`` raises
+    HistoryUnavailable). Sequenced room messages go out on ``<channel>:seq``.
     """
 
     replicated_presence = False
@@ -107,6 +142,8 @@ class RedisBroker(Broker):
         self.url = url
         self.shown_url = redacted(url)  # for logs
         self.channel = channel
+        #: The pub/sub channel of sequenced room messages (``roost.hub.redis_history``).
+        self.seq_channel = f"{channel}:seq"
         self.presence_ttl = presence_ttl
         self.prefix = prefix
         self.queue_limit = queue_limit
@@ -133,6 +170,12 @@ class RedisBroker(Broker):
         self._pool_stale = False  # idle pooled connections may predate the last outage
         self._refusing = False
         self._burst = 0  # drops since the current burst began
+        self._history: Any = None  # the client for room history, with a pool of its own
+        self._calls: deque[_Call] = deque()
+        self._calls_bytes = 0
+        self._history_wake = asyncio.Event()
+        self._historian: asyncio.Task[None] | None = None
+        self._unframed = False  # a message on seq_channel that was not one was logged
 
     @property
     def queued(self) -> int:
@@ -217,23 +260,26 @@ class RedisBroker(Broker):
 
         # No retries inside redis-py: a resent pipeline could deliver a message twice. The
         # loops below retry with their own backoff.
-        self._client = aioredis.from_url(
-            self.url,
-            socket_connect_timeout=2,
-            socket_timeout=5,
-            health_check_interval=10,
-            retry=Retry(NoBackoff(), 0),
-        )
+        options: dict[str, Any] = {
+            "socket_connect_timeout": 2,
+            "socket_timeout": 5,
+            "health_check_interval": 10,
+            "retry": Retry(NoBackoff(), 0),
+        }
+        self._client = aioredis.from_url(self.url, **options)
+        self._history = aioredis.from_url(self.url, **options)
         self._prune = self._client.register_script(_PRUNE)
         self._node = node_id
         self._key = self._presence_key(node_id)
         self._closing = False
         self._beat_due = True
         self._sender = asyncio.create_task(self._send())
+        self._historian = asyncio.create_task(self._run_history())
         self._tasks = [
-            asyncio.create_task(self._read(deliver)),
+            asyncio.create_task(self._read(deliver, sequenced)),
             asyncio.create_task(self._heartbeat()),
             self._sender,
+            self._historian,
         ]
 
     async def stop(self, node_id: str) -> None:
@@ -241,13 +287,19 @@ class RedisBroker(Broker):
         2 s, so that shutdown never waits on an unreachable Redis)."""
         self._closing = True
         self._wake.set()
-        if self._sender is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self._sender), 2)
+        self._history_wake.set()
+        for writer in (self._sender, self._historian):
+            if writer is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(writer), 2)
         for task in self._tasks:
             task.cancel()
         if self._tasks:  # bounded: a command cut short may take a while to give up
             await asyncio.wait(self._tasks, timeout=2)
+        self._fail_calls(self._take_calls(len(self._calls)), "the Redis broker stopped")
+        if self._history is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._history.aclose(), 2)
         if self._client is None:
             return
         with contextlib.suppress(Exception):
@@ -396,22 +448,33 @@ class RedisBroker(Broker):
 
     # -- incoming -----------------------------------------------------------------------------
 
-    async def _read(self, deliver: Deliver) -> None:
+    async def _read(self, deliver: Deliver, sequenced: Sequenced | None) -> None:
+        """Subscribe to the channel (and to ``seq_channel``, given ``sequenced``); hand each
+        message on. Sequenced messages published while the subscription is down are lost to
+        this server: the hub fills such gaps from the history when the next one arrives."""
         from redis.exceptions import RedisError
 
+        channels = [self.channel]
+        if sequenced is not None:
+            channels.append(self.seq_channel)
+        seq_channel = self.seq_channel.encode()
         backoff = 0.1
         while True:
             pubsub = self._client.pubsub()
             since: tuple[int, bool] | None = None
             try:
-                await pubsub.subscribe(self.channel)
+                await pubsub.subscribe(*channels)
                 self._recovered()
                 since = self._now()
                 self._beat_due = True  # Redis may have restarted empty: write presence again
                 self._wake.set()
                 backoff = 0.1
                 async for item in pubsub.listen():
-                    if item.get("type") == "message":
+                    if item.get("type") != "message":
+                        continue
+                    if sequenced is not None and item.get("channel") == seq_channel:
+                        self._sequenced(sequenced, item["data"])
+                    else:
                         deliver(item["data"])
             except (RedisError, OSError) as exc:
                 self._failed(exc, since)
@@ -422,6 +485,152 @@ class RedisBroker(Broker):
                     await pubsub.aclose()
             await asyncio.sleep(backoff)
             backoff = min(max(backoff, 0.05) * 2, MAX_BACKOFF)
+
+    def _sequenced(self, sequenced: Sequenced, data: bytes) -> None:
+        frame = unframe(data)
+        if frame is not None:
+            sequenced(*frame)
+        elif not self._unframed:
+            self._unframed = True
+            logger.warning(
+                "ignoring messages on Redis channel %r that are not sequenced room messages "
+                "(<epoch>:<offset>:<body>); is another program publishing there?",
+                self.seq_channel,
+            )
+
+    # -- room history ---------------------------------------------------------------------------
+
+    async def sequence(self, key: str, history: RoomHistory, body: bytes) -> None:
+        """One script call: the room's next offset, the message kept in its stream (the last
+        ``history.size``, none older than ``history.ttl``) and published on ``seq_channel``,
+        atomically. Raises HistoryUnavailable when Redis cannot be reached or refuses it;
+        it is never sent twice (when the link breaks after it was sent, it may have been
+        sequenced all the same)."""
+        await self._call(_SEQUENCE, key, history, [self.seq_channel, body])
+
+    async def read_history(
+        self, key: str, history: RoomHistory, since: Position | None, replay: int
+    ) -> HistoryRead[bytes]:
+        """One script call with ``MemoryHistory.read``'s answer (creating the room's epoch
+        when it has none); raises HistoryUnavailable when Redis cannot be reached."""
+        asked = ["", 0] if since is None else [since.epoch, since.offset]
+        reply = await self._call(_READ, key, history, [*asked, max(0, replay)])
+        try:
+            return read_of(reply)
+        except (TypeError, ValueError, IndexError) as exc:
+            raise HistoryUnavailable(f"unexpected room history from Redis: {exc}") from None
+
+    async def _call(self, script: str, key: str, history: RoomHistory, extra: list[Any]) -> Any:
+        """Queue a script call for the next pipeline and await its reply."""
+        if self._history is None or self._closing:
+            raise HistoryUnavailable(f"the broker for Redis at {self.shown_url} is not running")
+        ttl_ms = max(1, round(history.ttl * 1000))
+        args = [new_epoch(), history.size, ttl_ms, *extra]
+        future = asyncio.get_running_loop().create_future()
+        call = _Call(script, history_keys(self.prefix, key), args, future)
+        if len(self._calls) >= self.queue_limit or self._calls_bytes + call.size > self.queue_bytes:
+            raise HistoryUnavailable(
+                f"{len(self._calls)} room history calls ({self._calls_bytes} bytes) already "
+                f"wait for Redis at {self.shown_url}"
+            )
+        self._calls.append(call)
+        self._calls_bytes += call.size
+        self._history_wake.set()
+        return await call.future
+
+    def _take_calls(self, limit: int = BATCH_LIMIT) -> list[_Call]:
+        """Up to ``limit`` waiting calls whose caller still waits."""
+        calls, batch = self._calls, list[_Call]()
+        while calls and len(batch) < limit:
+            call = calls.popleft()
+            self._calls_bytes -= call.size
+            if not call.future.done():
+                batch.append(call)
+        return batch
+
+    @staticmethod
+    def _fail_calls(batch: list[_Call], why: str) -> None:
+        for call in batch:
+            if not call.future.done():
+                call.future.set_exception(HistoryUnavailable(why))
+
+    async def _run_history(self) -> None:
+        """The one writer of room history: each round sends the waiting calls (up to
+        ``BATCH_LIMIT``) in one pipeline. Nothing is sent twice. After a failure, calls fail
+        at once until the next attempt (backoff doubling up to HISTORY_BACKOFF), unless the
+        other connections saw Redis come back."""
+        from redis.exceptions import RedisError
+
+        loop = asyncio.get_running_loop()
+        backoff, retry_at = 0.1, 0.0
+        while True:
+            if not self._calls:
+                if self._closing:
+                    return
+                self._history_wake.clear()
+                await self._history_wake.wait()
+                continue
+            batch = self._take_calls()
+            if not batch:
+                continue
+            if self._down and loop.time() < retry_at:
+                self._fail_calls(batch, f"room history unavailable: {self._down_reason}")
+                continue
+            since = self._now()
+            try:
+                results = await self._run_calls(batch)
+            except (RedisError, OSError) as exc:
+                self._failed(exc, since)
+                retry_at = loop.time() + backoff
+                backoff = min(backoff * 2, HISTORY_BACKOFF)
+                with contextlib.suppress(Exception):  # its connection may be dead: a new one
+                    await self._history.connection_pool.disconnect()
+                self._fail_calls(
+                    batch,
+                    f"room history unavailable: Redis at {self.shown_url} failed ({exc}); "
+                    "not sent again",
+                )
+                continue
+            except Exception as exc:  # a defect: fail these calls, keep serving the next
+                logger.exception("room history calls to Redis at %s failed", self.shown_url)
+                self._fail_calls(batch, f"room history calls failed: {exc!r}")
+                continue
+            backoff = 0.1
+            self._recovered()
+            errors = [r for r in results if isinstance(r, Exception)]
+            self._refused(errors[0] if errors else None)
+            for call, result in zip(batch, results, strict=True):
+                if call.future.done():
+                    continue
+                if isinstance(result, Exception):
+                    call.future.set_exception(
+                        HistoryUnavailable(
+                            f"Redis at {self.shown_url} refused a room history call: {result}"
+                        )
+                    )
+                else:
+                    call.future.set_result(result)
+
+    async def _run_calls(self, batch: list[_Call]) -> list[Any]:
+        """One pipeline of EVALSHA calls; those Redis does not know the script of (it
+        restarted) did not run: the scripts are loaded and they are sent once more."""
+        from redis.exceptions import NoScriptError
+
+        results: list[Any] = await self._pipeline(batch)
+        missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
+        if missing:
+            for script in _SCRIPTS.values():
+                await self._history.script_load(script)
+            again = await self._pipeline([batch[i] for i in missing])
+            for i, result in zip(missing, again, strict=True):
+                results[i] = result
+        return results
+
+    async def _pipeline(self, batch: list[_Call]) -> list[Any]:
+        pipe = self._history.pipeline(transaction=False)
+        for call in batch:
+            pipe.evalsha(call.script, len(call.keys), *call.keys, *call.args)
+        return list(await pipe.execute(raise_on_error=False))
 
     # -- presence queries ---------------------------------------------------------------------
 
