@@ -124,9 +124,16 @@ class Hub:
 
     def _relinked(self) -> None:
         """The broker's link came back after an outage. What other nodes published meanwhile
-        is lost (a node may even have gone), so forget them and announce this one again."""
+        is lost (a node may even have gone), so forget them and announce this one again.
+        Room messages sequenced meanwhile are replayed from the history to the live members
+        now, not only once the next one arrives (there may be no next one)."""
         self._remote = RemotePresence()
         self._announce()
+        for (endpoint, room), mark in list(self._marks.items()):
+            live = self.registry.live_members(endpoint, room)
+            if live:
+                group = self._hold((endpoint, room), set(live))
+                self._spawn(self._catch_up(endpoint, room, group, mark, 0, notify=False))
 
     def _local_state(
         self,

@@ -175,6 +175,7 @@ class RedisBroker(Broker):
         self._calls_bytes = 0
         self._history_wake = asyncio.Event()
         self._historian: asyncio.Task[None] | None = None
+        self._history_outage = 0  # the outage after which its connection was last renewed
         self._unframed = False  # a message on seq_channel that was not one was logged
 
     @property
@@ -450,8 +451,9 @@ class RedisBroker(Broker):
 
     async def _read(self, deliver: Deliver, sequenced: Sequenced | None) -> None:
         """Subscribe to the channel (and to ``seq_channel``, given ``sequenced``); hand each
-        message on. Sequenced messages published while the subscription is down are lost to
-        this server: the hub fills such gaps from the history when the next one arrives."""
+        message on. Messages published while the subscription is down are lost to this
+        server; once it is back, the hub is told (``on_reconnect``), and replays the room
+        messages it missed from the history."""
         from redis.exceptions import RedisError
 
         channels = [self.channel]
@@ -459,6 +461,7 @@ class RedisBroker(Broker):
             channels.append(self.seq_channel)
         seq_channel = self.seq_channel.encode()
         backoff = 0.1
+        first = True
         while True:
             pubsub = self._client.pubsub()
             since: tuple[int, bool] | None = None
@@ -466,6 +469,9 @@ class RedisBroker(Broker):
                 await pubsub.subscribe(*channels)
                 self._recovered()
                 since = self._now()
+                if not first and self._reconnected is not None:
+                    self._reconnected()  # the hub fills what the subscription missed
+                first = False
                 self._beat_due = True  # Redis may have restarted empty: write presence again
                 self._wake.set()
                 backoff = 0.1
@@ -576,6 +582,12 @@ class RedisBroker(Broker):
             if self._down and loop.time() < retry_at:
                 self._fail_calls(batch, f"room history unavailable: {self._down_reason}")
                 continue
+            if self._history_outage != self._outage:
+                # An outage since the last round: this pool's idle connection is likely dead
+                # (Redis restarted), and a call sent on it would fail, or worse, be unknown.
+                self._history_outage = self._outage
+                with contextlib.suppress(Exception):
+                    await self._history.connection_pool.disconnect()
             since = self._now()
             try:
                 results = await self._run_calls(batch)
