@@ -350,3 +350,33 @@ async def test_foreign_messages_on_the_sequenced_channel_are_ignored_and_logged_
         assert node.got[0][1:] == (1, b"real")
         lines = [r.getMessage() for r in caplog.records if "not sequenced" in r.getMessage()]
         assert len(lines) == 1 and "roost:hub:seq" in lines[0]
+
+
+async def test_redis_refusing_a_call_is_said_clearly_and_logged_once(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="roost.hub")
+    async with node_on(redis_server) as node:
+        await subscribed(node)
+        await node.broker.sequence("k", CONFIG, b"0")
+        await redis_server.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        await redis_server.command("CONFIG", "SET", "maxmemory", "1")
+        for _ in range(3):
+            with pytest.raises(HistoryUnavailable, match=r"refused a room history call: .*memory"):
+                await node.broker.sequence("k", CONFIG, b"refused")
+        refusals = [r for r in caplog.records if "refused a command" in r.getMessage()]
+        assert len(refusals) == 1
+        await redis_server.command("CONFIG", "SET", "maxmemory", "0")
+        await node.broker.sequence("k", CONFIG, b"1")
+        await eventually(lambda: len(node.got) == 2)
+        assert [(o, b) for _, o, b in node.got] == [(1, b"0"), (2, b"1")]  # no offset lost
+
+
+async def test_a_position_far_ahead_is_ahead(redis_server: RedisServer) -> None:
+    async with node_on(redis_server) as node:
+        await node.broker.sequence("k", CONFIG, b"0")
+        epoch = (await node.broker.read_history("k", CONFIG, None, 0)).epoch
+        for offset in (2, 2**53 + 1, 2**63 - 1):
+            read = await node.broker.read_history("k", CONFIG, Position(epoch, offset), 1)
+            assert (read.kind, read.reason, read.start) == ("not_recovered", "ahead", 0)
+            assert read.entries == [(1, b"0")]

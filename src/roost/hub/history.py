@@ -65,7 +65,8 @@ P = TypeVar("P")
 
 class HistoryUnavailable(Exception):
     """The room's history could not be reached (its store is down): the message was not
-    sequenced, so no client received it."""
+    sequenced, so no client received it (unless the link broke after the store received
+    it, which the message says; it is never sent twice)."""
 
 
 @dataclass(frozen=True, slots=True)

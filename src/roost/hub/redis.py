@@ -600,7 +600,7 @@ class RedisBroker(Broker):
                 self._fail_calls(
                     batch,
                     f"room history unavailable: Redis at {self.shown_url} failed ({exc}); "
-                    "not sent again",
+                    "not sent again (if Redis got it before the link broke, it was done)",
                 )
                 continue
             except Exception as exc:  # a defect: fail these calls, keep serving the next
