@@ -380,3 +380,21 @@ async def test_a_position_far_ahead_is_ahead(redis_server: RedisServer) -> None:
             read = await node.broker.read_history("k", CONFIG, Position(epoch, offset), 1)
             assert (read.kind, read.reason, read.start) == ("not_recovered", "ahead", 0)
             assert read.entries == [(1, b"0")]
+
+
+async def test_a_connection_closed_while_idle_is_replaced_before_a_call(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis (its ``timeout``) or a proxy may close the idle connection: the next call goes
+    out on a new one instead of failing, and no outage is reported."""
+    caplog.set_level(logging.WARNING, logger="roost.hub")
+    monkeypatch.setattr("roost.hub.redis.HISTORY_IDLE", 0.0)  # checked before every round
+    async with node_on(redis_server) as node:
+        await subscribed(node)
+        for i in range(3):
+            assert await redis_server.command("CLIENT", "KILL", "TYPE", "normal")
+            await node.broker.sequence("k", CONFIG, b"%d" % i)
+            read = await node.broker.read_history("k", CONFIG, None, 5)
+            assert [b for _, b in read.entries] == [b"%d" % j for j in range(i + 1)]
+        assert node.broker.outages == 0
+        assert not [r for r in caplog.records if "unreachable" in r.getMessage()]

@@ -29,7 +29,8 @@ Rooms with history are sequenced in Redis, one script call per message that give
 room's next offset, stores it and publishes it, all at once. The caller awaits it: while Redis
 is unreachable it raises HistoryUnavailable (after one attempt per backoff step, and at once in
 between), and nothing is ever sent twice. These calls, and the reads of joining connections,
-go to Redis in pipelines on a connection of their own.
+go to Redis in pipelines on a connection of their own, checked with a PING after a second
+idle (Redis or a proxy may have closed it).
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ MAX_BACKOFF = 5.0
 #: Longest wait, in seconds, between two attempts to reach Redis for room history, while
 #: calls in between fail at once.
 HISTORY_BACKOFF = 1.0
+#: Seconds after which the room history connection is checked (one PING) before it is used
+#: again: Redis, or a proxy, may have closed it meanwhile.
+HISTORY_IDLE = 1.0
 
 # Remove from the set KEYS[1] each node ARGV[i] whose presence hash KEYS[i + 1] is gone,
 # atomically, so a server that writes its hash meanwhile is never removed.
@@ -568,7 +572,7 @@ class RedisBroker(Broker):
         from redis.exceptions import RedisError
 
         loop = asyncio.get_running_loop()
-        backoff, retry_at = 0.1, 0.0
+        backoff, retry_at, used = 0.1, 0.0, loop.time()
         while True:
             if not self._calls:
                 if self._closing:
@@ -588,6 +592,8 @@ class RedisBroker(Broker):
                 self._history_outage = self._outage
                 with contextlib.suppress(Exception):
                     await self._history.connection_pool.disconnect()
+            elif not self._down and loop.time() - used > HISTORY_IDLE:
+                await self._check_history_link()
             since = self._now()
             try:
                 results = await self._run_calls(batch)
@@ -607,7 +613,7 @@ class RedisBroker(Broker):
                 logger.exception("room history calls to Redis at %s failed", self.shown_url)
                 self._fail_calls(batch, f"room history calls failed: {exc!r}")
                 continue
-            backoff = 0.1
+            backoff, used = 0.1, loop.time()
             self._recovered()
             errors = [r for r in results if isinstance(r, Exception)]
             self._refused(errors[0] if errors else None)
@@ -622,6 +628,17 @@ class RedisBroker(Broker):
                     )
                 else:
                     call.future.set_result(result)
+
+    async def _check_history_link(self) -> None:
+        """PING on the idle connection; when that fails, drop it, so that the calls go out
+        on a new one rather than fail on a link that was closed while idle."""
+        from redis.exceptions import RedisError
+
+        try:
+            await self._history.ping()
+        except (RedisError, OSError):
+            with contextlib.suppress(Exception):
+                await self._history.connection_pool.disconnect()
 
     async def _run_calls(self, batch: list[_Call]) -> list[Any]:
         """One pipeline of EVALSHA calls; those Redis does not know the script of (it
