@@ -42,8 +42,9 @@ class Broker:
 
     def on_reconnect(self, callback: Callable[[], None]) -> None:
         """Have ``callback`` called each time the link to the other nodes comes back after an
-        outage: what was published meanwhile is lost, so the hub announces this node again.
-        Brokers that cannot tell may never call it."""
+        outage: what was published meanwhile is lost, so the hub announces this node again,
+        and replays the room messages sequenced meanwhile from the history. Brokers that
+        cannot tell may never call it."""
         self._reconnected = callback
 
     async def start(

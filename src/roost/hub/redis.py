@@ -10,7 +10,6 @@ process:
   ``send_to`` and ``disconnect`` for a connection elsewhere read this one key.
 - ``<prefix>:nodes``, a set: the servers that may have presence. ``connections()`` reads it and
   then each member's hash; a member whose hash has expired is removed there and then.
-
 - ``<prefix>:history:{<room>}:meta`` and ``:log``, a hash and a stream per room with history
   (``roost.hub.redis_history``), expiring after the room's ``ttl`` without use.
 
@@ -79,8 +78,7 @@ return removed
 """
 
 Entry = tuple[str, list[str]]
-#: The scripts of room history, by the SHA1 Redis knows them by.
-_SCRIPTS = {sha(script): script for script in (SEQUENCE, READ)}
+#: The SHA1s Redis knows the room history scripts by (EVALSHA).
 _SEQUENCE, _READ = sha(SEQUENCE), sha(READ)
 #: What ``_local`` keeps per connection: (endpoint, rooms, room -> metadata).
 Stored = tuple[str, list[str], dict[str, Any]]
@@ -615,19 +613,23 @@ class RedisBroker(Broker):
                 continue
             backoff, used = 0.1, loop.time()
             self._recovered()
-            errors = [r for r in results if isinstance(r, Exception)]
-            self._refused(errors[0] if errors else None)
-            for call, result in zip(batch, results, strict=True):
-                if call.future.done():
-                    continue
-                if isinstance(result, Exception):
-                    call.future.set_exception(
-                        HistoryUnavailable(
-                            f"Redis at {self.shown_url} refused a room history call: {result}"
-                        )
+            self._settle(batch, results)
+
+    def _settle(self, batch: list[_Call], results: list[Any]) -> None:
+        """Hand each caller its reply, or HistoryUnavailable when Redis refused the call."""
+        errors = [r for r in results if isinstance(r, Exception)]
+        self._refused(errors[0] if errors else None)
+        for call, result in zip(batch, results, strict=True):
+            if call.future.done():
+                continue
+            if isinstance(result, Exception):
+                call.future.set_exception(
+                    HistoryUnavailable(
+                        f"Redis at {self.shown_url} refused a room history call: {result}"
                     )
-                else:
-                    call.future.set_result(result)
+                )
+            else:
+                call.future.set_result(result)
 
     async def _check_history_link(self) -> None:
         """PING on the idle connection; when that fails, drop it, so that the calls go out
@@ -648,7 +650,7 @@ class RedisBroker(Broker):
         results: list[Any] = await self._pipeline(batch)
         missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
         if missing:
-            for script in _SCRIPTS.values():
+            for script in (SEQUENCE, READ):
                 await self._history.script_load(script)
             again = await self._pipeline([batch[i] for i in missing])
             for i, result in zip(missing, again, strict=True):
