@@ -4,9 +4,12 @@ alternating so that both see the same machine.
 
     bench/.venv/bin/python bench/history_cost.py [--subscribers 1000 --size 480 --rounds 3]
     bench/.venv/bin/python bench/history_cost.py --redis redis://127.0.0.1:6379/0
+    bench/.venv/bin/python bench/history_cost.py --redis redis://127.0.0.1:6379/0 \
+        --publishers 16 --window 1
 
 A publisher connection sends a message and, for each copy of its own it receives back, sends
-the next one (``--window`` in flight); the subscribers count the frames they receive. Server
+the next one (``--window`` in flight); with ``--publishers N``, N connections do so, each
+recognising its own messages by a tag. The subscribers count the frames they receive. Server
 CPU is read from /proc over each measured window. Prints one line per run and a summary: the
 deliveries per server CPU-second with and without history, and the extra CPU per delivery.
 """
@@ -63,6 +66,8 @@ class Counter(asyncio.Protocol):
         self.buf = bytearray()
         self.upgraded = False
         self.transport: asyncio.Transport | None = None
+        self.tag = b""  # a publisher's, among several: its own messages carry it
+        self.own = 0  # frames with the tag in the last data received
 
     def connection_made(self, transport) -> None:  # type: ignore[no-untyped-def]
         self.transport = transport
@@ -100,6 +105,8 @@ class Counter(asyncio.Protocol):
                 n, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
             if end - pos < head + n:
                 break
+            if self.tag and buf.find(self.tag, pos + head, pos + head + n) >= 0:
+                self.own += 1
             pos += head + n
             frames += 1
         del buf[:pos]
@@ -133,25 +140,33 @@ async def run_once(port: int, pid: int, path: str, args: argparse.Namespace) -> 
             received += frames
 
     subscribers = await connect(port, path, args.subscribers, count)
-    frame = masked(b"x" * args.size)
+    frames_of: dict[Counter, bytes] = {}
 
     def on_own(client: Counter, frames: int) -> None:
         count(client, frames)
         assert client.transport is not None
-        client.transport.write(frame * frames)
+        own, client.own = (client.own, 0) if client.tag else (frames, 0)
+        if client in frames_of:  # not before it publishes (a history room's "joined")
+            client.transport.write(frames_of[client] * own)
 
-    (publisher,) = await connect(port, path, 1, on_own)
+    publishers = await connect(port, path, args.publishers, on_own)
+    for number, publisher in enumerate(publishers):
+        if args.publishers > 1:
+            publisher.tag = b"p%05d:" % number
+        frames_of[publisher] = masked((publisher.tag + b"x" * args.size)[: args.size])
     await asyncio.sleep(0.3)  # every join done (a history room sends its "joined" first)
-    assert publisher.transport is not None
-    publisher.transport.write(frame * args.window)
+    for publisher in publishers:
+        assert publisher.transport is not None
+        publisher.transport.write(frames_of[publisher] * args.window)
     await asyncio.sleep(args.warmup)
     measuring = True
     cpu0, me0, t0 = server_cpu(pid), own_cpu(), time.perf_counter()
     await asyncio.sleep(args.seconds)
     measuring = False
     cpu1, me1, t1 = server_cpu(pid), own_cpu(), time.perf_counter()
-    publisher.on_frame = lambda c, f: None
-    for c in [*subscribers, publisher]:
+    for publisher in publishers:
+        publisher.on_frame = lambda c, f: None
+    for c in [*subscribers, *publishers]:
         assert c.transport is not None
         c.transport.abort()
     await asyncio.sleep(0.5)  # the server lets go of them before the next run
@@ -169,6 +184,7 @@ def main() -> int:
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--size", type=int, default=480)
     parser.add_argument("--window", type=int, default=16)
+    parser.add_argument("--publishers", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=3)
