@@ -359,3 +359,53 @@ async def test_more_than_a_catch_up_can_hold_is_read_again_from_the_history() ->
         assert offsets(slow) == list(range(1, 5012))
     finally:
         await hub.stop()
+
+
+async def test_after_a_lost_history_what_the_new_one_holds_is_replayed_first() -> None:
+    broker = GatedBroker()
+    hub = await hub_with(broker)
+    try:
+        channel = FakeChannel()
+        hub.add("a", "/c", channel)  # type: ignore[arg-type]
+        await hub.join("a", "r")
+        await hub.broadcast("/c", "old", room="r")
+        await eventually(lambda: offsets(channel) == [1])
+        broker.history = MemoryHistory[bytes]()  # the store restarted empty...
+        broker.lose = {1, 2}  # ...and its first two messages never reached this node
+        for text in ("new 1", "new 2", "new 3"):
+            await hub.broadcast("/c", text, room="r")
+        await eventually(
+            lambda: [m.get("data") for m in parsed(channel)][-3:] == ["new 1", "new 2", "new 3"]
+        )
+        kinds = [m["roost"] for m in parsed(channel)]
+        assert kinds == ["joined", "message", "not_recovered", "message", "message", "message"]
+        assert parsed(channel)[2]["offset"] == 0 and offsets(channel) == [1, 1, 2, 3]
+    finally:
+        await hub.stop()
+
+
+async def test_a_gap_seen_by_a_member_still_held_is_filled_too() -> None:
+    broker = GatedBroker()
+    hub = await hub_with(broker)
+    try:
+        first = FakeChannel()
+        hub.add("first", "/c", first)  # type: ignore[arg-type]
+        await hub.join("first", "r")
+        await hub.broadcast("/c", "0", room="r")
+        await eventually(lambda: offsets(first) == [1])
+        broker.in_flight = []
+        await hub.broadcast("/c", "1", room="r")  # kept; its delivery is still on its way
+        late = FakeChannel()
+        epoch = parsed(first)[1]["epoch"]
+        hub.add("late", "/c", late, resume={"r": Position(epoch, 0)})  # type: ignore[arg-type]
+        await hub.join("late", "r")
+        assert offsets(late) == [1, 2] and hub.registry.is_held("late", "r")
+        pending, broker.in_flight = broker.in_flight, None
+        broker.lose = {3}
+        for i in (2, 3, 4):  # offset 3 is lost on its way: both see 4 and 5 arrive live
+            await hub.broadcast("/c", str(i), room="r")
+        del pending  # offset 2 never arrives live either
+        await eventually(lambda: offsets(late) == [1, 2, 3, 4, 5])
+        await eventually(lambda: offsets(first) == [1, 2, 3, 4, 5])
+    finally:
+        await hub.stop()

@@ -314,20 +314,24 @@ class Hub:
         if mark is not None and mark.epoch == epoch and offset <= mark.offset:
             return 0  # delivered already
         self._marks[key] = Position(epoch, offset)
+        missed = None  # where live members stopped, when they missed messages before this
         if mark is not None and mark.epoch == epoch and offset > mark.offset + 1:
-            # Live members missed mark+1 .. offset-1 (the broker dropped them): replay
-            # those to them first, then this one.
+            missed = mark  # the broker dropped mark+1 .. offset-1 on their way here
+        elif mark is not None and mark.epoch != epoch:
+            # The history was lost (a new store): what live members had may be gone. Say so,
+            # then give them what the new history holds before this message.
+            notice = control("not_recovered", room, epoch, 0, reason="epoch", replay=0)
+            registry.broadcast(endpoint, notice, room=room)
+            if offset > 1:
+                missed = Position(epoch, 0)
+        if missed is not None:
             live = registry.live_members(endpoint, room)
             if live:
                 group = self._hold(key, set(live))
                 assert group.buffer is not None
                 group.buffer.append((epoch, offset, text, message.exclude))
-                self._spawn(self._catch_up(endpoint, room, group, mark, 0, notify=False))
+                self._spawn(self._catch_up(endpoint, room, group, missed, 0, notify=False))
         else:
-            if mark is not None and mark.epoch != epoch:
-                # The history was lost (a new store): what live members had may be gone.
-                notice = control("not_recovered", room, epoch, offset - 1, reason="epoch", replay=0)
-                registry.broadcast(endpoint, notice, room=room)
             sent = registry.broadcast(endpoint, text, room=room, exclude=message.exclude)
         for group in groups:
             self._offer(key, group, epoch, offset, text, message.exclude)
@@ -382,11 +386,20 @@ class Hub:
                 group.buffer.clear()
             group.buffer.append((epoch, offset, text, exclude))
             return
+        endpoint, room = key
         floor = group.floor
-        if epoch != floor.epoch or offset > floor.offset:
-            self._send_group(group, key[1], text, exclude)
+        if epoch != floor.epoch:  # the history was lost since the group's replay
+            notice = control("not_recovered", room, epoch, 0, reason="epoch", replay=0)
+            self._send_group(group, room, notice, None)
+            floor = group.floor = Position(epoch, 0)
+        if offset > floor.offset + 1:  # a gap: fill it from the history, then this one
+            group.buffer = [(epoch, offset, text, exclude)]
+            self._spawn(self._catch_up(endpoint, room, group, floor, 0, notify=False))
+            return
+        if offset > floor.offset:
+            self._send_group(group, room, text, exclude)
             group.floor = Position(epoch, offset)
-        if epoch != floor.epoch or offset >= floor.offset:
+        if offset >= floor.offset:
             self._release(key, group)  # live delivery is past what the group was sent
 
     async def _catch_up(
