@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "roost.templating",
             "roost.openapi",
             "roost.metrics",
+            "roost.client_script",
         },
     ),
     (

@@ -19,6 +19,7 @@ from typing import Any
 from roost.asyncapi import asyncapi_document, asyncapi_page
 from roost.auth import AuthenticationHandler, AuthenticationNotConfiguredError
 from roost.calls import DEFAULT_SYNC_THREADS, Caller, inline
+from roost.client_script import CLIENT_PATH, ClientScript, check_client_path
 from roost.dispatch import Dispatcher
 from roost.hub.broker import Broker
 from roost.hub.history import RoomHistory
@@ -77,6 +78,10 @@ class Roost:
     the OpenAPI document of the HTTP routes at ``/openapi.json`` and a page listing them at
     ``/docs``, and the AsyncAPI document of the WebSocket endpoints at ``/asyncapi.json`` and
     its page at ``/asyncapi`` (False, the default: none of them).
+
+    ``client_path``: where the app serves roost's browser client, a script that reconnects
+    and resumes rooms with history (docs/client.md): ``"/roost/client.js"`` by default, None
+    for nowhere. It is not served when one of the app's own GET routes matches that path.
     """
 
     #: Routes and hooks registered through this router carry this token (None for an app).
@@ -91,8 +96,10 @@ class Roost:
         origins: str | list[str] | tuple[str, ...] | None = None,
         sync_threads: int = DEFAULT_SYNC_THREADS,
         openapi: bool | OpenAPI = False,
+        client_path: str | None = CLIENT_PATH,
     ) -> None:
         self.file_object = file_object
+        self.client_path = check_client_path(client_path)
         self.openapi: OpenAPI | None = (
             openapi if isinstance(openapi, OpenAPI) else OpenAPI() if openapi else None
         )
@@ -525,6 +532,7 @@ class Roost:
         """
         self._check_authentication()
         self._add_openapi_routes()
+        self._add_client_route()
         stats = ServerStats()
         metrics_path = self.server_options.metrics_path
         metrics = None
@@ -583,6 +591,20 @@ class Roost:
         if ("GET", "/asyncapi") not in known:
             page_a = asyncapi_page(openapi.info.title)
             self.add_route("GET", "/asyncapi", inline(lambda: html(page_a)), options=hidden)
+
+    def _add_client_route(self) -> None:
+        """Route ``client_path`` to the browser client (once; unless the app answers GET
+        there itself)."""
+        path = self.client_path
+        if path is None or self.routes.http.match("GET", path)[0] is not None:
+            return
+        script = ClientScript()
+
+        def client_js(request: Request) -> Response:
+            return script.respond(request)
+
+        hidden = RouteOptions(include_in_schema=False)
+        self.add_route("GET", path, inline(client_js), options=hidden)
 
     def _check_authentication(self) -> None:
         for method, path, route in self.routes.http.entries():

@@ -13,7 +13,7 @@ from pathlib import Path
 from roost.requests import Request
 from roost.responses import Response, StreamingResponse
 
-__all__ = ["directory_handler", "serve_file", "serve_html"]
+__all__ = ["directory_handler", "etag_matches", "serve_file", "serve_html"]
 
 CHUNK_SIZE = 64 * 1024
 #: Files up to this size are read whole; larger ones are streamed in CHUNK_SIZE chunks (and
@@ -35,13 +35,19 @@ def _etag(stat: os.stat_result) -> str:
     return f'"{digest.hexdigest()}"'
 
 
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    """Whether an ``If-None-Match`` value names ``etag`` (compared weakly, as RFC 9110
+    section 13.1.2 says for GET and HEAD) or is ``*``."""
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return "*" in tags or etag in tags
+
+
 def _not_modified(request: Request | None, etag: str, mtime: float) -> bool:
     if request is None:
         return False
     match = request.headers.get("if-none-match")
     if match is not None:
-        tags = [t.strip().removeprefix("W/") for t in match.split(",")]
-        return "*" in tags or etag in tags
+        return etag_matches(match, etag)
     since = request.headers.get("if-modified-since")
     if since:
         try:
