@@ -1,9 +1,16 @@
 """roost's chat demo: rooms, live presence, the last 50 messages per room, an SSE status feed.
 
 Its WebSocket protocol is declared as typed messages (docs/typed-messages.md): the page sends
-``Say``; the server sends ``History`` once joined, then ``Said`` and ``Presence`` as the room
-changes, and an ``error`` message (``code``, ``message``, ``path``) for anything it cannot
-take. The page at /asyncapi shows that protocol.
+``Say``; the server sends ``Presence`` once joined, ``Said`` for every message of the room,
+and an ``error`` message (``code``, ``message``, ``path``) for anything it cannot take. The
+page at /asyncapi shows that protocol.
+
+The room's messages and its members are roost's, not the app's: the endpoint keeps each
+room's history (a newcomer gets the last 50 messages; a page that reconnects gets what it
+missed, once), members join with their name as metadata, and roost tells every member who
+joins and leaves. So the demo runs the same in one process, with ``--processes 2`` and with
+``--broker redis://...``. The page talks through roost's browser client, /roost/client.js
+(docs/client.md), which reconnects and resumes by itself.
 
 Run it with ``make demo`` (or ``python -m examples.chat.app``), then open
 http://127.0.0.1:8080/ in two browser windows.
@@ -14,16 +21,17 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections import deque
 from pathlib import Path
 from typing import Annotated
 
 import msgspec
 
 from roost import (
+    HistoryUnavailable,
     MessageError,
     Request,
     Response,
+    RoomHistory,
     Roost,
     SSEMessage,
     SSEResponse,
@@ -46,30 +54,30 @@ class Say(msgspec.Struct, tag="say", tag_field="type"):
 
 
 class Said(msgspec.Struct, tag="said", tag_field="type"):
-    """Server to page: ``sender`` said ``text`` at ``ts`` (Unix time, seconds)."""
+    """Server to page, in the room's envelopes: ``sender`` said ``text`` at ``ts`` (Unix
+    time, seconds)."""
 
     sender: str
     text: str
     ts: float
 
 
-class History(msgspec.Struct, tag="history", tag_field="type"):
-    """Server to page, once joined: the room's last messages, oldest first."""
+class Member(msgspec.Struct):
+    """One connection in the room: its id (as in roost's join and leave events) and name."""
 
-    room: str
-    messages: list[Said]
+    id: str
+    name: str
 
 
 class Presence(msgspec.Struct, tag="presence", tag_field="type"):
-    """Server to page: who is in the room now, by name."""
+    """Server to page, once joined: who is in the room, on every process and server; roost's
+    join and leave events follow."""
 
-    members: list[str]
+    members: list[Member]
 
 
 # openapi=True also serves the protocol below as an AsyncAPI document, on a page at /asyncapi.
 app = Roost(__file__, openapi=True)
-history: dict[str, deque[Said]] = {}
-names: dict[str, str] = {}
 
 
 @app.get("/")
@@ -81,13 +89,12 @@ app.serve_directory("/static", str(HERE / "static"))
 
 
 @app.get("/status")
-def status() -> SSEResponse:
+def status(room: str = "") -> SSEResponse:
+    """Connections to the chat across every process and server, and in ``room``."""
+
     async def feed():  # type: ignore[no-untyped-def]
         while True:
-            rooms = {}
-            for room in sorted(history):
-                members = await app.connections("/chat", room)
-                rooms[room] = len(members)
+            rooms = {room: len(await app.connections("/chat", room))} if room else {}
             yield SSEMessage(
                 {"connections": len(await app.connections("/chat")), "rooms": rooms},
                 event="status",
@@ -97,21 +104,22 @@ def status() -> SSEResponse:
     return SSEResponse(feed(), keep_alive=10)
 
 
-async def announce(room: str) -> None:
-    members = sorted(names[cid] for cid in await app.connections("/chat", room) if cid in names)
-    await app.broadcast("/chat", Presence(members=members), room)
-
-
-@app.websocket("/chat", max_message_size=16 * 1024, max_invalid_messages=10)
+@app.websocket(
+    "/chat",
+    max_message_size=16 * 1024,
+    max_invalid_messages=10,
+    history=RoomHistory(size=HISTORY, ttl=3600),
+    presence_events=True,
+)
 async def chat(websocket: WebSocket, name: str, room: str = "lobby") -> None:
     """Runs once per connection; then roost dispatches its messages to the ``.on`` handlers."""
     name = name.strip()
-    names[websocket.id] = name
     websocket.state.update(name=name, room=room)
-    await websocket.join(room)
-    past = history.setdefault(room, deque(maxlen=HISTORY))
-    await websocket.send(History(room=room, messages=list(past)))
-    await announce(room)
+    # The last 50 messages first (or, for a page that reconnects, what it missed).
+    await websocket.join(room, {"name": name}, replay=HISTORY)
+    members = await websocket.presence(room)
+    here = [Member(id=cid, name=meta["name"]) for cid, meta in members.items() if meta]
+    await websocket.send(Presence(members=here))
 
 
 @chat.before_connect
@@ -132,17 +140,13 @@ async def say(websocket: WebSocket, msg: Say) -> None:
         raise MessageError("say something: the text is blank", code="blank")
     room = websocket.state["room"]
     said = Said(sender=websocket.state["name"], text=text, ts=time.time())
-    history[room].append(said)
-    await websocket.broadcast(said, room=room)
+    try:
+        await websocket.broadcast(said, room=room)  # kept in the room's history
+    except HistoryUnavailable:
+        raise MessageError("the room cannot be reached; try again", code="unavailable")
 
 
-chat.sends(History, Said, Presence)
-
-
-@chat.on_close
-async def left(websocket: WebSocket, room: str = "lobby") -> None:
-    names.pop(websocket.id, None)
-    await announce(room)
+chat.sends(Said, Presence)
 
 
 if __name__ == "__main__":

@@ -157,5 +157,5 @@ def test_the_page_links_to_the_protocol_it_speaks(demo: str, browser) -> None:  
     expect(page.locator("section.channel h2")).to_have_text(["/chat"])
     ops = page.locator("section.channel .op")
     expect(ops.nth(0)).to_contain_text("Say")
-    for name in ("History", "Said", "Presence", "Error"):
+    for name in ("Said", "Presence", "Error", "RoomMessage", "RoomNotice", "PresenceEvent"):
         expect(page.locator(f"#schema-{name}")).to_have_count(1)
