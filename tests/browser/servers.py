@@ -18,6 +18,7 @@ import pytest
 from roost.hub.broker import Broker
 from roost.hub.ipc import IpcBroker
 from roost.hub.redis import RedisBroker
+from tests.http_client import answering
 from tests.integration.cluster import children, exited, listening
 from tests.integration.guide_runner import ROOT, free_port
 from tests.timing import eventually, seconds
@@ -78,6 +79,24 @@ class AppServer:
         assert self.proc is not None
         inode = _listening_inode(self.port)
         return {pid for pid in children(self.proc.pid) if _holds(pid, inode)}
+
+    async def each_worker_serving(self, count: int) -> list[int]:
+        """Wait until the ``count`` workers of a ``--processes`` server all serve (each has
+        started and announced itself to the others): each in turn answers ``/readyz`` while
+        the others are paused (SIGSTOP). Their pids, sorted."""
+        await eventually(lambda: len(self.workers()) == count, 15, f"{count} workers")
+        workers = sorted(self.workers())
+        for worker in workers:
+            others = [pid for pid in workers if pid != worker]
+            for pid in others:
+                os.kill(pid, signal.SIGSTOP)
+            try:
+                reply = await answering(self.port, "/readyz")
+            finally:
+                for pid in others:
+                    os.kill(pid, signal.SIGCONT)
+            assert reply.status == 200, reply
+        return workers
 
     async def kill(self) -> None:
         """SIGKILL every process of the server at once, and wait until none is left and the

@@ -14,7 +14,6 @@ from typing import Any
 from tests.browser.servers import AppServer, needs_redis_history, needs_relay_history
 from tests.browser.test_client import chromium, redis, servers, wait_ms  # noqa: F401 (fixtures)
 from tests.redis_server import RedisServer, needs_redis
-from tests.timing import eventually
 
 DEMO = "examples.chat.app"
 
@@ -104,8 +103,7 @@ async def test_pages_come_back_after_a_restart_and_say_what_was_lost(
 async def test_two_workers_one_room(chromium: Any, servers: list[AppServer]) -> None:  # noqa: F811
     server = await AppServer(DEMO, "--processes", "2").start()
     servers.append(server)
-    await eventually(lambda: len(server.workers()) == 2, 15, "two workers")
-    one, two = sorted(server.workers())
+    one, two = await server.each_worker_serving(2)
 
     # Each page connects while the other worker is paused, so only its own one accepts.
     async def on_worker(worker: int, other: int, name: str) -> Any:

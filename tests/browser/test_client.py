@@ -191,9 +191,10 @@ async def kill_and_resume(
         events,
     )
     await until(page, "['open', 'not_recovered'].includes(window.sock.state)")
-    return (await page.evaluate("window.seen.states"))[mark:], (
-        await page.evaluate("window.seen.events")
-    )[events:]
+    after = (await page.evaluate("window.seen.events"))[events:]
+    # Presence events may come too: the page's own connection leaving, from the killed worker.
+    notices = [e for e in after if e["roost"] in ("joined", "recovered", "not_recovered")]
+    return (await page.evaluate("window.seen.states"))[mark:], notices
 
 
 async def the_end(page: Any, server: AppServer) -> list[str]:
