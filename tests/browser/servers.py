@@ -1,6 +1,6 @@
 """Apps served in their own process group for the browser tests, to be killed outright
 (SIGKILL, the whole group) and started again on the same port; the worker processes of a
-``--processes`` server; and whether room history reaches across processes and servers."""
+``--processes`` server."""
 
 from __future__ import annotations
 
@@ -13,25 +13,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pytest
-
-from roost.hub.broker import Broker
-from roost.hub.ipc import IpcBroker
-from roost.hub.redis import RedisBroker
 from tests.http_client import answering
 from tests.integration.cluster import children, exited, listening
 from tests.integration.guide_runner import ROOT, free_port
 from tests.timing import eventually, seconds
-
-#: Room history through the ``--processes`` relay, and in Redis (skipped without them).
-needs_relay_history = pytest.mark.skipif(
-    IpcBroker.sequence is Broker.sequence,
-    reason="room history through the --processes relay is not in this tree yet",
-)
-needs_redis_history = pytest.mark.skipif(
-    RedisBroker.sequence is Broker.sequence,
-    reason="room history in Redis is not in this tree yet",
-)
 
 
 class AppServer:

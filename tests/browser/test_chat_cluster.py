@@ -11,7 +11,7 @@ import os
 import signal
 from typing import Any
 
-from tests.browser.servers import AppServer, needs_redis_history, needs_relay_history
+from tests.browser.servers import AppServer
 from tests.browser.test_client import chromium, redis, servers, wait_ms  # noqa: F401 (fixtures)
 from tests.redis_server import RedisServer, needs_redis
 
@@ -99,7 +99,6 @@ async def test_pages_come_back_after_a_restart_and_say_what_was_lost(
         await messages(page, ["before", "after"])
 
 
-@needs_relay_history
 async def test_two_workers_one_room(chromium: Any, servers: list[AppServer]) -> None:  # noqa: F811
     server = await AppServer(DEMO, "--processes", "2").start()
     servers.append(server)
@@ -135,7 +134,6 @@ async def test_two_workers_one_room(chromium: Any, servers: list[AppServer]) -> 
 
 
 @needs_redis
-@needs_redis_history
 async def test_two_servers_sharing_redis_one_room(
     chromium: Any,  # noqa: F811
     servers: list[AppServer],  # noqa: F811

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import websockets
 
-from tests.browser.servers import AppServer, needs_redis_history, needs_relay_history
+from tests.browser.servers import AppServer
 from tests.browser.test_chat import CHROMIUM
 from tests.integration.guide_runner import ROOT, free_port
 from tests.redis_server import RedisServer, needs_redis
@@ -353,7 +353,7 @@ async def test_retry_delays_grow_with_full_jitter_up_to_the_cap(
     "flags",
     [
         pytest.param((), id="one-process"),
-        pytest.param(("--processes", "2"), id="processes-2", marks=needs_relay_history),
+        pytest.param(("--processes", "2"), id="processes-2"),
     ],
 )
 async def test_a_restart_that_loses_the_history_shows_not_recovered(
@@ -388,7 +388,6 @@ async def test_a_restart_that_loses_the_history_shows_not_recovered(
     assert end == [*before, *(f"after {i}" for i in range(20)), "end"]
 
 
-@needs_relay_history
 async def test_a_killed_worker_loses_nothing(chromium: Any, servers: list[AppServer]) -> None:
     server = await AppServer(FEED, "--processes", "2").start()
     servers.append(server)
@@ -411,7 +410,6 @@ async def test_a_killed_worker_loses_nothing(chromium: Any, servers: list[AppSer
 
 
 @needs_redis
-@needs_redis_history
 async def test_a_killed_server_sharing_redis_loses_nothing(
     chromium: Any, servers: list[AppServer], redis: RedisServer
 ) -> None:
