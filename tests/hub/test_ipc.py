@@ -84,10 +84,12 @@ async def relay_process() -> AsyncIterator[tuple[str, subprocess.Popen[str]]]:
 
 
 async def worker(path: str, node: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A fake worker speaking the relay's framing; returns once the relay has taken it in."""
+    """A fake worker speaking the relay's framing; returns once the relay has taken it in
+    (its answer names how many other workers it has)."""
     reader, writer = await asyncio.open_unix_connection(path)
     writer.write(frame(Kind.HELLO, node.encode()))
-    assert await asyncio.wait_for(read_frame(reader), seconds(5)) == (Kind.HELLO, b"")
+    kind, others = await asyncio.wait_for(read_frame(reader), seconds(5))
+    assert kind == Kind.HELLO and others.isdigit()
     return reader, writer
 
 
@@ -578,3 +580,25 @@ async def test_a_stalled_worker_repairs_the_gap_from_the_relays_history(
         finally:
             await stalled.stop()
             await publisher.stop()
+
+
+async def test_a_worker_that_starts_knows_the_others_presence_at_once(tmp_path: Path) -> None:
+    """The relay tells a new worker how many others there are, and its hub waits for their
+    state before it serves: presence is whole from the start."""
+    path = str(tmp_path / "hub.sock")
+    async with relay_in_loop(path):
+        first, second = Hub(IpcBroker(path)), Hub(IpcBroker(path))
+        await first.start()
+        try:
+            for i in range(200):
+                first.add(f"c{i}", "/chat", FakeChannel())  # type: ignore[arg-type]
+                await first.join(f"c{i}", "r", {"n": i})
+            await second.start()
+            try:
+                assert second.broker is not None and second.broker.peers == 1
+                members = await second.presence("/chat", "r")  # no waiting
+                assert len(members) == 200 and members["c7"] == {"n": 7}
+            finally:
+                await second.stop()
+        finally:
+            await first.stop()

@@ -38,6 +38,9 @@ class Broker:
     #: Times the link to the other nodes was lost, and times it came back.
     outages = 0
     reconnects = 0
+    #: Other nodes the broker knew of when this one linked (0: unknown): with replicated
+    #: presence, the hub waits (briefly) at start for their state before serving.
+    peers = 0
     _reconnected: Callable[[], None] | None = None
 
     def on_reconnect(self, callback: Callable[[], None]) -> None:

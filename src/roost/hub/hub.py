@@ -5,6 +5,7 @@ metadata, and its join and leave events."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -34,6 +35,8 @@ MAX_META = 4096
 #: Most live messages a joining member's catch-up holds while its replay goes out; past
 #: that it drops them and reads them from the history again.
 CATCH_UP_HOLDS = 1000
+#: Longest wait at start for the presence of the other nodes (seconds).
+PEERS_WAIT = 2.0
 #: Times a catch-up reads the history again when more arrived than it could hold meanwhile.
 MAX_REREADS = 3
 #: About how many bytes of presence one message of a node's state carries.
@@ -89,6 +92,8 @@ class Hub:
         self._tasks: set[asyncio.Task[None]] = set()
         #: Room messages whose history could not be reached, so no client got them.
         self.unsequenced = 0
+        self._states: set[str] = set()  # nodes whose presence arrived since start
+        self._states_changed = asyncio.Event()
 
     # -- life --------------------------------------------------------------------------------
 
@@ -98,7 +103,10 @@ class Hub:
         if self.broker is not None:
             self.broker.on_reconnect(self._relinked)
             await self.broker.start(self.node_id, self._deliver, self._sequenced)
+            self._states = set()
+            self._states_changed = asyncio.Event()
             self._announce()
+            await self._await_peers()
 
     async def stop(self) -> None:
         """Leave the broker, if any (called after shutdown)."""
@@ -121,6 +129,19 @@ class Hub:
         self._publish(hello)
         for number, (state, meta) in enumerate(parts[1:], 1):
             self._publish(messages.State(to="", part=number, connections=state, meta=meta))
+
+    async def _await_peers(self) -> None:
+        """Wait (at most PEERS_WAIT seconds) until every node the broker knew of has sent its
+        presence, so that ``presence()`` is whole as soon as this node serves."""
+        broker = self.broker
+        if broker is None or not broker.replicated_presence or not broker.peers:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PEERS_WAIT
+        while len(self._states) < broker.peers and loop.time() < deadline:
+            self._states_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._states_changed.wait(), deadline - loop.time())
 
     def _relinked(self) -> None:
         """The broker's link came back after an outage. What other nodes published meanwhile
@@ -668,6 +689,10 @@ class Hub:
         except Exception:
             logger.exception("could not apply a %s message from node %s", type(message), message.n)
 
+    def _state_from(self, node: str) -> None:
+        self._states.add(node)
+        self._states_changed.set()
+
     def _undecodable(self, exc: Undecodable) -> None:
         """Log once per sending node and reason: a node of another version keeps talking."""
         key = (exc.node, exc.reason)
@@ -719,10 +744,12 @@ class Hub:
                 entry = None if message.endpoint is None else (message.endpoint, message.rooms)
                 self._remote.update(node, message.id, entry, message.meta)
             case messages.Hello():
+                self._state_from(node)
                 self._remote.replace(node, dict(message.connections), message.meta)
                 if self.broker is not None and self.broker.replicated_presence:
                     self._send_state(node)
             case messages.State() if message.to in (self.node_id, ""):
+                self._state_from(node)
                 if message.part == 0:
                     self._remote.replace(node, dict(message.connections), message.meta)
                 else:  # more of the same node's state: add it

@@ -8,7 +8,8 @@ Wire format, both ways: frames of a 5-byte header (payload length, 4 bytes big-e
 fields in order). Kinds:
 
 - ``HELLO``: from a worker, its node id (ASCII), first on every connection; the relay
-  answers with an empty ``HELLO`` once it has taken the worker in.
+  answers with a ``HELLO`` once it has taken the worker in, carrying how many other workers
+  it has (ASCII digits; the new worker's hub waits for their presence before serving).
 - ``MESSAGE``: a hub message; the relay forwards it to every other worker.
 - ``REFUSED`` (relay → worker): UTF-8 text saying why a frame was not taken.
 - ``SEQUENCE`` (worker → relay): ``SequenceFrame`` (id, room key, the room's history size
@@ -344,6 +345,7 @@ class IpcBroker(Broker):
         elif kind == Kind.HISTORY:
             self._on_history(payload)
         elif kind == Kind.HELLO:
+            self.peers = int(payload) if payload.isdigit() else 0
             self._up()
         elif kind == Kind.REFUSED:
             logger.error("the worker relay refused a frame: %s", payload.decode(errors="replace"))
@@ -590,7 +592,8 @@ class Relay:
             node = payload.decode("ascii", errors="replace")
             self._links[link] = node
             link.name = f"worker {node}"
-            link.write(encode(Kind.HELLO, b""))
+            others = sum(1 for peer, name in self._links.items() if name and peer is not link)
+            link.write(encode(Kind.HELLO, str(others).encode("ascii")))  # whose state to await
         else:
             self._refuse(link, f"unknown frame kind {kind}")
 
