@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import websockets
@@ -24,7 +26,8 @@ class ClusterServer:
     """tests/integration/apps/cluster_app.py served on a free port with extra flags: through
     ``app.start()`` (``python -m tests.integration.apps.cluster_app``), or with ``cli=True``
     through the ``roost`` command (``app``: another app of tests/integration/apps, as
-    ``module:attribute``, served that way). Its stderr (the logs) is kept for ``log()``."""
+    ``module:attribute``, served that way). Its stderr (the logs) is kept for ``log()``.
+    With ``open_files`` its soft open-file limit (``RLIMIT_NOFILE``) is that many."""
 
     def __init__(
         self,
@@ -33,6 +36,7 @@ class ClusterServer:
         env: dict[str, str] | None = None,
         start_new_session: bool = False,
         app: str = "tests.integration.apps.cluster_app:app",
+        open_files: int | None = None,
     ) -> None:
         self.port = free_port()
         module = app.partition(":")[0]
@@ -45,6 +49,7 @@ class ClusterServer:
             stdout=subprocess.DEVNULL,
             stderr=self._stderr,
             start_new_session=start_new_session,
+            preexec_fn=None if open_files is None else _open_files_limit(open_files),
         )
 
     async def ready(self) -> ClusterServer:
@@ -104,6 +109,16 @@ class ClusterServer:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         return await self.wait()
+
+
+def _open_files_limit(soft: int) -> Callable[[], None]:
+    """Set the soft open-file limit of the process about to run (its hard limit stays)."""
+
+    def limit() -> None:
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    return limit
 
 
 def roost_command() -> list[str]:

@@ -122,7 +122,7 @@ class HttpConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self.client = (str(peer[0]), int(peer[1]))
-        self.server.connections.add(self)
+        self.server.opened(self)
         refusal = self.server.admit(self.client[0])
         if refusal is not None:
             self._refuse(refusal)
@@ -215,7 +215,7 @@ class HttpConnection(asyncio.Protocol):
         if self._abort_timer is not None:
             self._abort_timer.cancel()
             self._abort_timer = None
-        self.server.connections.discard(self)
+        self.server.ended(self)
         if self._admitted:
             self._admitted = False
             self.server.release(self.client[0])

@@ -1,13 +1,15 @@
-"""Listening sockets (plain or TLS), the set of live connections, readiness, draining and
-graceful shutdown."""
+"""Listening sockets (plain or TLS), the set of live connections, accepting within the
+open-file limit, readiness, draining and graceful shutdown."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from ssl import SSLContext
 
 from roost.protocol.http import HttpRequest
@@ -23,6 +25,55 @@ logger = logging.getLogger("roost.server")
 #: ``handler(request, connection)`` answers one request; for a WebSocket it returns the
 #: session to run (an awaitable), which the connection then runs in its own task.
 RequestHandler = Callable[[HttpRequest, HttpConnection], Awaitable[Awaitable[None] | None]]
+
+#: Open files a serving process keeps free beyond its connections: for the event loop, logs,
+#: files being sent, broker links, and connections arriving while one accept burst runs.
+FD_SPARE = 64
+#: On a listening socket the server was given (``--processes N`` share one), how many
+#: descriptors before the limit accepting stops, at most: the event loop accepts every
+#: connection waiting in the queue at once, and the queue is not this server's to shorten.
+#: Limits under 8 times this keep an eighth of their room instead.
+ACCEPT_BURST = 256
+#: Free descriptors needed before a server that stopped accepting accepts again.
+RESUME_ROOM = 16
+
+
+def open_file_room() -> int | None:
+    """How many connections the process's open-file limit (the soft ``RLIMIT_NOFILE``) leaves
+    room for: the limit, less the descriptors open now and ``FD_SPARE``. None when there is
+    no limit or it cannot be read."""
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    return int(soft) - _open_descriptors() - FD_SPARE
+
+
+def _open_descriptors() -> int:
+    for directory in ("/proc/self/fd", "/dev/fd"):
+        with contextlib.suppress(OSError):
+            return len(os.listdir(directory)) - 1  # less the one listdir itself opened
+    return 0
+
+
+@dataclass(slots=True, eq=False)
+class _Listener:
+    """What one ``listen`` started: its asyncio servers while accepting; while not, duplicates
+    of their sockets (which keep them listening, and what waits in their queues); whether
+    the sockets are this server's own (made by ``listen``, not given); their queue length."""
+
+    servers: list[asyncio.Server]
+    paused: list[socket.socket]
+    backlog: int
+    ssl: SSLContext | None
+    own: bool
+    queue: int = field(default=-1)  # as last set by listen(); -1: the backlog asked for
+
+    def sockets(self) -> list[socket.socket]:
+        return [s for srv in self.servers for s in (srv.sockets or ())] or list(self.paused)
 
 
 class Server:
@@ -66,7 +117,11 @@ class Server:
         self.access_log = access_logger.isEnabledFor(logging.INFO)
         self._closing = self.loop.create_future()
         self._corked: list[WebSocketChannel] = []
-        self._servers: list[asyncio.Server] = []
+        self._listeners: list[_Listener] = []
+        #: Connections the open-file limit leaves room for (set when listening starts).
+        self.fd_room: int | None = None
+        self.accepting = True  # False while out of open files (``_fit``)
+        self._resuming: asyncio.Task[None] | None = None
         self._closed = self.loop.create_future()
 
     async def listen(
@@ -84,17 +139,17 @@ class Server:
         ``ssl``: serve TLS (``https://``, ``wss://``) with this context (see
         ``roost.server.tls.server_context``); its handshake is bounded by
         ``handshake_timeout``.
+
+        The open connections stay within the process's open-file limit (less ``FD_SPARE``):
+        when there is no room left, the server stops accepting until some connections end,
+        and new ones wait in the listen queue (or go to another process sharing the socket)
+        instead of being accepted without a descriptor for them. On a socket made here the
+        queue is also kept shorter than the room left; on a given ``sock`` (shared by the
+        workers of ``--processes N``) accepting stops ``ACCEPT_BURST`` descriptors early.
         """
-        timeout = self.options.handshake_timeout if ssl is not None else None
         self.tls = self.tls or ssl is not None
         if sock is not None:
-            srv = await self.loop.create_server(
-                lambda: HttpConnection(self),
-                sock=sock,
-                backlog=backlog,
-                ssl=ssl,
-                ssl_handshake_timeout=timeout,
-            )
+            srv = await self._serve(sock, backlog, ssl)
         else:
             srv = await self.loop.create_server(
                 lambda: HttpConnection(self),
@@ -103,19 +158,111 @@ class Server:
                 reuse_port=reuse_port or None,
                 backlog=backlog,
                 ssl=ssl,
-                ssl_handshake_timeout=timeout,
+                ssl_handshake_timeout=self._tls_timeout(ssl),
             )
-        self._servers.append(srv)
+        self._listeners.append(_Listener([srv], [], backlog, ssl, own=sock is None))
+        if self.fd_room is None:
+            self.fd_room = open_file_room()
+        self._fit()
+
+    def _tls_timeout(self, ssl: SSLContext | None) -> float | None:
+        return self.options.handshake_timeout if ssl is not None else None
+
+    async def _serve(
+        self, sock: socket.socket, backlog: int, ssl: SSLContext | None
+    ) -> asyncio.Server:
+        return await self.loop.create_server(
+            lambda: HttpConnection(self),
+            sock=sock,
+            backlog=backlog,
+            ssl=ssl,
+            ssl_handshake_timeout=self._tls_timeout(ssl),
+        )
 
     @property
     def sockets(self) -> list[socket.socket]:
         """The listening sockets."""
-        return [s for srv in self._servers for s in (srv.sockets or ())]
+        return [sock for listener in self._listeners for sock in listener.sockets()]
 
     @property
     def port(self) -> int:
         """The port of the first listening socket."""
         return int(self.sockets[0].getsockname()[1])
+
+    # -- open files ----------------------------------------------------------------------------
+
+    def opened(self, conn: HttpConnection) -> None:
+        """A TCP connection was accepted (it holds a descriptor until ``ended``)."""
+        self.connections.add(conn)
+        if self.fd_room is not None:
+            self._fit()
+
+    def ended(self, conn: HttpConnection) -> None:
+        """A TCP connection has ended."""
+        self.connections.discard(conn)
+        if self.fd_room is not None:
+            self._fit()
+
+    def _fit(self) -> None:
+        """Keep accepting within the descriptors left. The event loop accepts every connection
+        waiting in a listen queue at once: the queue of a socket of its own is kept shorter
+        than the room left, and accepting stops when no room is left; with a given socket,
+        whose queue other processes share, it stops ``ACCEPT_BURST`` descriptors early. It
+        starts again once ``RESUME_ROOM`` more are free."""
+        fd_room = self.fd_room
+        if fd_room is None or self.closing:
+            return
+        room = fd_room - len(self.connections)
+        shared = any(not listener.own for listener in self._listeners)
+        early = min(ACCEPT_BURST, fd_room // 8) if shared else 1
+        if not self.accepting:
+            if room >= early + RESUME_ROOM and self._resuming is None:
+                self._resuming = self.loop.create_task(self._resume())
+            return
+        if room <= early:
+            self._pause()
+            return
+        for listener in self._listeners:
+            if not listener.own:
+                continue
+            queue = room - 1 if room - 1 < listener.backlog else -1
+            if queue != listener.queue:
+                listener.queue = queue
+                for sock in listener.sockets():
+                    with contextlib.suppress(OSError):
+                        # listen() again sets the queue's length (-1: the backlog asked for).
+                        _listen(sock, listener.backlog if queue < 0 else queue)
+
+    def _pause(self) -> None:
+        self.accepting = False
+        logger.warning(
+            "stopped accepting: %d connections open, no room left under the open-file limit"
+            " (raise it with ulimit -n); accepting again once some end",
+            len(self.connections),
+        )
+        for listener in self._listeners:
+            # Duplicates keep the sockets listening (and what waits in their queues) while
+            # the servers, which would accept, are closed.
+            listener.paused = [
+                socket.socket(fileno=os.dup(sock.fileno())) for sock in listener.sockets()
+            ]
+            servers, listener.servers = listener.servers, []
+            for srv in servers:
+                srv.close()
+
+    async def _resume(self) -> None:
+        try:
+            for listener in self._listeners:
+                while listener.paused and not self.closing:
+                    sock = listener.paused.pop()
+                    listener.servers.append(await self._serve(sock, listener.backlog, listener.ssl))
+                listener.queue = -1
+            if not self.closing:
+                logger.info("accepting connections again (%d open)", len(self.connections))
+                self.accepting = True
+        finally:
+            self._resuming = None
+        self._fit()
 
     def set_ready(self) -> None:
         """The app has started: readiness answers 200 (unless draining already)."""
@@ -208,8 +355,13 @@ class Server:
         self._closing.set_result(None)
         timeout = self.options.shutdown_timeout if timeout is None else timeout
         deadline = self.loop.time() + timeout
-        for srv in self._servers:
-            srv.close()
+        if self._resuming is not None:
+            self._resuming.cancel()
+        for listener in self._listeners:
+            for srv in listener.servers:
+                srv.close()
+            for sock in listener.paused:
+                sock.close()
         arriving: set[HttpConnection] = set()
         for conn in list(self.connections):
             if conn.finish_arriving_request():
@@ -239,9 +391,16 @@ class Server:
             task.cancel()
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=1.0)
-        for srv in self._servers:
+        for srv in [srv for listener in self._listeners for srv in listener.servers]:
             # On Python 3.12+ wait_closed() also waits for connections: bound it.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(srv.wait_closed(), 1.0)
         if not self._closed.done():
             self._closed.set_result(None)
+
+
+def _listen(sock: socket.socket, queue: int) -> None:
+    """Set the listen queue's length of ``sock`` (through a duplicate: the event loop's
+    socket objects do not all offer ``listen``)."""
+    with socket.socket(fileno=os.dup(sock.fileno())) as dup:
+        dup.listen(queue)
