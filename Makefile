@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py src/roost/protocol/_speedups.c | sha1sum | cut -c1-12)
 
 .PHONY: venv demo test lint typecheck unit coverage-protocol compliance compliance-quick bench soak \
-	cluster-test clean
+	cluster-test clean bench-scale
 
 $(STAMP): pyproject.toml setup.py src/roost/protocol/_speedups.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,14 @@ bench: $(STAMP)
 	bash bench/setup.sh
 	bench/.venv/bin/python bench/run.py
 	bench/.venv/bin/python bench/history_cost.py
+	bench/.venv/bin/python bench/latency.py --write
+	if [ "$${ROOST_BENCH_SCALE:-0}" = 1 ]; then bench/.venv/bin/python bench/scale.py --write; fi
+
+# Optional (about 3 minutes, not part of make bench unless ROOST_BENCH_SCALE=1): 2,500 to
+# 39,000 connections, memory, handshakes and broadcast time; updates docs/benchmarks.md.
+bench-scale: $(STAMP)
+	bash bench/setup.sh
+	bench/.venv/bin/python bench/scale.py --write
 
 soak: $(STAMP)
 	$(PY) -m tests.integration.soak

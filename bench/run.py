@@ -502,8 +502,24 @@ def write_report(
     extra = HERE / "notes.md"
     if extra.exists():
         lines += [extra.read_text().rstrip(), ""]
+    lines += kept_sections(path)
     path.write_text("\n".join(lines))
     return [f"{name}: {'met' if ok else 'NOT met'} ({value})" for name, ok, value in checks]
+
+
+#: Sections of the report written by other scripts (bench/scale.py, bench/latency.py) and by
+#: hand between these markers are carried over when the report is written again.
+KEEP_BEGIN, KEEP_END = "<!-- kept by bench/run.py: begin -->", "<!-- kept by bench/run.py: end -->"
+
+
+def kept_sections(path: Path) -> list[str]:
+    """The kept sections of the report at ``path`` as it is now, markers included."""
+    text = path.read_text() if path.exists() else ""
+    kept = []
+    for part in text.split(KEEP_BEGIN)[1:]:
+        if KEEP_END in part:
+            kept += [KEEP_BEGIN + part.split(KEEP_END, 1)[0] + KEEP_END, ""]
+    return kept
 
 
 def main() -> int:

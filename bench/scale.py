@@ -39,6 +39,7 @@ import os
 import re
 import resource
 import shlex
+import signal
 import socket
 import statistics
 import struct
@@ -457,6 +458,16 @@ async def step(processes: int, connections: int, args: argparse.Namespace) -> di
             pass
 
         publisher = await connect(port, "/broadcast", "127.0.0.1", ignore)
+        profiler = None
+        if args.profile:
+            out = f"{args.profile}-{processes}-{connections}.txt"
+            spy = [str(Path(PY).parent / "py-spy"), "record", "-p", str(pids[-1]), "-f", "raw"]
+            profiler = subprocess.Popen(
+                [*spy, "--nonblocking", "-r", "500", "-o", out],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            await asyncio.sleep(1.0)  # until it samples
         pad = b"x" * max(0, args.size - 30)
         rounds: list[dict[str, Any]] = []
         for seq in range(args.broadcasts + 1):  # the first one warms up and is not counted
@@ -477,6 +488,9 @@ async def step(processes: int, connections: int, args: argparse.Namespace) -> di
                         "cpu_ms": (c1 - c0) * 1e3,
                     }
                 )
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            await asyncio.to_thread(profiler.wait, 60)
         await asyncio.sleep(args.settle)
         pids = tree(server.pid)
         rss2 = rss_bytes(pids)
@@ -733,6 +747,9 @@ def main() -> int:
     parser.add_argument("--gap", type=float, default=0.5, help="seconds between broadcasts")
     parser.add_argument("--no-pin", action="store_true", help="do not pin one process to CPU 0")
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    parser.add_argument(
+        "--profile", metavar="PREFIX", help="py-spy the server during the broadcasts of each step"
+    )
     args = parser.parse_args()
     raise_fd_limit()
     if args.mode == "client":

@@ -13,9 +13,12 @@
 - ``GET /gc/full``: runs a full collection now and answers how long it took and how many
   objects it examined: ``{"ms": ..., "objects": ...}``; what a full collection, which CPython
   starts by itself as the heap grows, costs with the connections held.
+
+``ROOST_BENCH_GC=off`` switches the cycle collector off (to measure what it costs).
 """
 
 import gc
+import os
 import time
 
 from roost import Roost
@@ -41,6 +44,8 @@ def _timed(phase: str, info: dict[str, int]) -> None:
 
 
 gc.callbacks.append(_timed)
+if os.environ.get("ROOST_BENCH_GC") == "off":
+    gc.disable()
 
 
 @app.websocket("/broadcast")
