@@ -470,13 +470,17 @@ async def step(processes: int, connections: int, args: argparse.Namespace) -> di
             await asyncio.sleep(1.0)  # until it samples
         pad = b"x" * max(0, args.size - 30)
         rounds: list[dict[str, Any]] = []
+        tcp_peak = 0
         for seq in range(args.broadcasts + 1):  # the first one warms up and is not counted
             await asyncio.sleep(args.gap)
-            c0 = cpu_seconds(pids)
+            c0, tcp0 = cpu_seconds(pids), kernel_memory()["tcp_mem"]
             assert publisher.transport is not None
             publisher.transport.write(masked_frame(b"%08d %020d " % (seq, now_ns()) + pad))
+            sampler = asyncio.create_task(peak_tcp_mem())
             got = await clients.gather("seq", 120)
             c1 = cpu_seconds(pids)
+            sampler.cancel()
+            tcp_peak = max(tcp_peak, await sampler_result(sampler) - tcp0)
             latencies = sorted(us for r in got for us in r["us"])
             assert len(latencies) == connections, (len(latencies), connections)
             if seq:
@@ -522,6 +526,7 @@ async def step(processes: int, connections: int, args: argparse.Namespace) -> di
                 / connections
                 / 1024,
                 "tcp_mem_kb": kernel1["tcp_mem"] / 1024,
+                "tcp_mem_peak_kb": tcp_peak / 1024,
                 "idle_server_cpu_share": idle_cpu,
                 "broadcast_p50_ms": statistics.median(r["p50_ms"] for r in rounds),
                 "broadcast_p99_ms": statistics.median(r["p99_ms"] for r in rounds),
@@ -550,6 +555,24 @@ async def step(processes: int, connections: int, args: argparse.Namespace) -> di
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+_peak = [0]
+
+
+async def peak_tcp_mem() -> None:
+    """Sample the machine's TCP buffer memory every 2 ms (until cancelled) into ``_peak``
+    (the step reports its growth over the moment the broadcast was sent)."""
+    _peak[0] = 0
+    while True:
+        _peak[0] = max(_peak[0], kernel_memory()["tcp_mem"])
+        await asyncio.sleep(0.002)
+
+
+async def sampler_result(task: asyncio.Task[None]) -> int:
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return _peak[0]
 
 
 def gc_delta(before: dict[str, list[float]], after: dict[str, list[float]]) -> dict[str, Any]:
@@ -607,9 +630,10 @@ def report(results: list[dict[str, Any]], command: str, machine: str) -> str:
         "",
         "| processes | connections | KB per connection (RSS) | kernel KB per connection"
         " (both ends) | handshakes/s | handshakes per server CPU-s | broadcast p50 ms"
-        " | p99 ms | last ms | server CPU per broadcast ms | open files per worker"
+        " | p99 ms | last ms | server CPU per broadcast ms | TCP buffers during a broadcast MB"
+        " | open files per worker"
         " | load average | others' CPU |",
-        "|" + " --- |" * 13,
+        "|" + " --- |" * 14,
     ]
     for r in results:
         lines.append(
@@ -618,6 +642,7 @@ def report(results: list[dict[str, Any]], command: str, machine: str) -> str:
             f" | {fmt(r['handshakes_per_s'])} | {fmt(r['handshakes_per_server_cpu_s'])}"
             f" | {fmt(r['broadcast_p50_ms'], 1)} | {fmt(r['broadcast_p99_ms'], 1)}"
             f" | {fmt(r['broadcast_last_ms'], 1)} | {fmt(r['broadcast_server_cpu_ms'], 1)}"
+            f" | {fmt(r['tcp_mem_peak_kb'] / 1024, 1)}"
             f" | {', '.join(f'{n:,}' for n in r['open_files'] if n > 100) or '-'}"
             f" | {r['load_average'][0]:.2f}-{r['load_average'][1]:.2f}"
             f" | {r['others_cpu_share']:.2f} |"
