@@ -40,8 +40,8 @@ RESUME_ROOM = 16
 
 def open_file_room() -> int | None:
     """How many connections the process's open-file limit (the soft ``RLIMIT_NOFILE``) leaves
-    room for: the limit, less the descriptors open now and ``FD_SPARE``. None when there is
-    no limit or it cannot be read."""
+    room for: the limit, less the descriptors open now and ``FD_SPARE`` (a quarter of a
+    limit under 256). None when there is no limit, or too low a one to share out."""
     try:
         import resource
     except ImportError:  # not a Unix
@@ -49,7 +49,8 @@ def open_file_room() -> int | None:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return None
-    return int(soft) - _open_descriptors() - FD_SPARE
+    room = int(soft) - _open_descriptors() - min(FD_SPARE, int(soft) // 4)
+    return room if room >= 2 else None  # too few to share out: left as it is
 
 
 def _open_descriptors() -> int:
@@ -223,15 +224,8 @@ class Server:
             self._pause()
             return
         for listener in self._listeners:
-            if not listener.own:
-                continue
-            queue = room - 1 if room - 1 < listener.backlog else -1
-            if queue != listener.queue:
-                listener.queue = queue
-                for sock in listener.sockets():
-                    with contextlib.suppress(OSError):
-                        # listen() again sets the queue's length (-1: the backlog asked for).
-                        _listen(sock, listener.backlog if queue < 0 else queue)
+            if listener.own:
+                _fit_queue(listener, room)
 
     def _pause(self) -> None:
         self.accepting = False
@@ -397,6 +391,25 @@ class Server:
                 await asyncio.wait_for(srv.wait_closed(), 1.0)
         if not self._closed.done():
             self._closed.set_result(None)
+
+
+def _fit_queue(listener: _Listener, room: int) -> None:
+    """Keep the listen queue of ``listener`` shorter than ``room``: shortened by a quarter
+    more than needed, and lengthened once the room is twice as long, so that it changes a
+    few times as connections come and go rather than with each one."""
+    backlog = listener.backlog
+    queue = backlog if listener.queue < 0 else listener.queue
+    most = room - 1
+    if most < queue:
+        queue = most * 3 // 4
+    elif queue < backlog and most >= 2 * queue + 16:
+        queue = min(most, backlog)
+    else:
+        return
+    listener.queue = -1 if queue >= backlog else queue
+    for sock in listener.sockets():
+        with contextlib.suppress(OSError):
+            _listen(sock, queue)
 
 
 def _listen(sock: socket.socket, queue: int) -> None:
