@@ -19,7 +19,8 @@ message's latency runs from the moment it was written.
 
 The server's garbage collections during each window (``GET /gc``: how many per generation
 and the longest) are reported beside the percentiles, with the machine's load average and
-the CPU time other processes used meanwhile.
+the CPU time other processes used meanwhile. The load generator's own collector is off
+while it measures, so that its pauses are not counted as the server's latency.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import gc
 import json
 import os
 import shlex
@@ -201,6 +203,11 @@ async def offered(kind: str, port: int, pid: int, rate: float, seconds: float) -
         def send(k: int) -> None:
             publisher.transport.write(masked_frame(b"%020d" % now_ns() + pad))  # type: ignore[union-attr]
 
+    # This process's own collector stays out of the measured latencies (the server's is what
+    # roost tunes; its collections are counted below).
+    gc.collect()
+    gc.freeze()
+    gc.disable()
     schedule = Schedule(rate, send)
     await asyncio.sleep(1.0)  # warm-up
     gc0 = await asyncio.to_thread(gc_now, port)

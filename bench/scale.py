@@ -21,7 +21,8 @@ payload; every client computes the delivery latency of each of its connections a
 the samples here. Server CPU time and memory are read from /proc for the server's process
 tree (supervisor, workers and relay), memory as the growth over the RSS before the first
 connection. Each step also records the machine's load average and the CPU time other
-processes used while it ran (the machine may be shared).
+processes used while it ran (the machine may be shared). The clients' own garbage collector
+is off once they are connected, so that its pauses do not count as delivery latency.
 
 Every step ends with a small JSON line; ``--write`` replaces the generated part of the
 "Scale" section of docs/benchmarks.md (between its ``bench/scale.py`` markers).
@@ -33,6 +34,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import gc
 import json
 import math
 import os
@@ -290,6 +292,10 @@ async def client(args: argparse.Namespace) -> None:
                 report({"error": f"{type(exc).__name__}: {exc}", "connected": len(connections)})
                 continue
             report({"connected": len(connections), "seconds": time.perf_counter() - t0})
+            # This process's collector stays out of the delivery latencies it measures.
+            gc.collect()
+            gc.freeze()
+            gc.disable()
         elif line == "close":
             break
     for conn in connections:
