@@ -632,7 +632,12 @@ def report(results: list[dict[str, Any]], command: str, machine: str) -> str:
         BEGIN,
         "",
         f"- Machine: {machine}; run on {datetime.now(UTC):%Y-%m-%d}.",
-        f"- Command: `{command}`.",
+        f"- Command: `{command}`"
+        + (
+            f" ({results[0]['rounds']} rounds, medians)."
+            if results[0].get("rounds", 1) > 1
+            else "."
+        ),
         "",
         "| processes | connections | KB per connection (RSS) | kernel KB per connection"
         " (both ends) | handshakes/s | handshakes per server CPU-s | broadcast p50 ms"
@@ -749,14 +754,33 @@ def machine() -> str:
 
 
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
-    results = []
-    for spec in args.steps:
-        processes, _, count = spec.partition(":")
-        result = await step(int(processes), int(count), args)
-        brief = {k: v for k, v in result.items() if k != "broadcasts"}
-        print(json.dumps(brief), flush=True)
-        results.append(result)
-    return results
+    """Every step, ``--rounds`` times (the steps in turn in each round); per step, the median
+    of each figure over the rounds."""
+    runs: dict[str, list[dict[str, Any]]] = {spec: [] for spec in args.steps}
+    for _ in range(args.rounds):
+        for spec in args.steps:
+            processes, _, count = spec.partition(":")
+            result = await step(int(processes), int(count), args)
+            brief = {k: v for k, v in result.items() if k != "broadcasts"}
+            print(json.dumps(brief), flush=True)
+            runs[spec].append(result)
+    return [combine(rounds) for rounds in runs.values()]
+
+
+def combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One step's figures over its rounds: the median of each number; the machine's load as
+    the range seen; the rest from the round whose last delivery was the median's."""
+    ordered = sorted(rounds, key=lambda r: r["broadcast_last_ms"])
+    combined = dict(ordered[(len(ordered) - 1) // 2])
+    for key, value in rounds[0].items():
+        if isinstance(value, float):
+            combined[key] = statistics.median(r[key] for r in rounds)
+    combined["load_average"] = [
+        min(r["load_average"][0] for r in rounds),
+        max(r["load_average"][1] for r in rounds),
+    ]
+    combined["rounds"] = len(rounds)
+    return combined
 
 
 def main() -> int:
@@ -771,6 +795,7 @@ def main() -> int:
     parser.add_argument("--steps", nargs="*", help="PROCESSES:CONNECTIONS (default: the series)")
     parser.add_argument("--quick", action="store_true", help="small steps, 2 broadcasts")
     parser.add_argument("--broadcasts", type=int, default=5, help="measured broadcasts per step")
+    parser.add_argument("--rounds", type=int, default=1, help="the series this many times")
     parser.add_argument("--size", type=int, default=64, help="broadcast message bytes (≥ 30)")
     parser.add_argument("--per-client", type=int, default=5000, help="connections per client")
     parser.add_argument("--batch", type=int, default=250, help="handshakes in flight per client")
