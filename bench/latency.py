@@ -59,6 +59,7 @@ END = "<!-- bench/latency.py: end -->"
 now_ns = time.monotonic_ns
 SIZE = 32
 FRAME_LENGTH = SIZE + 2  # what the server sends back: a 2-byte header and the payload
+NAN = float("nan")
 ECHO_CONNECTIONS = 64
 SUBSCRIBERS = 1000
 SAMPLE_EVERY = 10
@@ -241,6 +242,7 @@ async def offered(kind: str, port: int, pid: int, rate: float, seconds: float) -
         "max_us": samples[-1] / 1e3 if samples else float("nan"),
         "send_lag_p99_us": percentile(lag, 0.99) / 1e3,
         "server_cpu_share": server_cpu / elapsed,
+        "client_cpu_share": own / elapsed,
         "gc_collections": [
             int(a - b) for a, b in zip(gc1["collections"], gc0["collections"], strict=True)
         ],
@@ -347,9 +349,10 @@ def report(rows: list[dict[str, Any]], command: str) -> str:
         f"- Command: `{command}`.",
         "",
         "| measurement | offered load | offered /s | delivered /s | p50 µs | p99 µs | p99.9 µs"
-        " | max µs | server CPU | collections in the window (young, middle, old)"
-        " | longest collection ms | load average | others' CPU |",
-        "|" + " --- |" * 13,
+        " | max µs | sender late p99 µs | server CPU | load generator CPU"
+        " | collections in the window (young, middle, old) | longest collection ms"
+        " | load average | others' CPU |",
+        "|" + " --- |" * 15,
     ]
     for r in rows:
         unit = "messages" if r["kind"] == "echo" else "broadcasts"
@@ -358,14 +361,15 @@ def report(rows: list[dict[str, Any]], command: str) -> str:
                 f"| {r['kind']} | saturation (closed loop, `bench/loadgen.py`)"
                 f" | {fmt(r['maximum_per_s'])} {unit}"
                 f" | {fmt(r.get('messages_per_s', r.get('deliveries_per_s', float('nan'))))}"
-                f" | {fmt(r['p50_us'])} | {fmt(r['p99_us'])} | n/a | n/a"
-                f" | {fmt(r['server_cpu_share'], 2)} | | | | |"
+                f" | {fmt(r['p50_us'])} | {fmt(r['p99_us'])} | n/a | n/a | n/a"
+                f" | {fmt(r['server_cpu_share'], 2)} | {fmt(r['client_cpu_share'], 2)} | | | | |"
             )
             continue
         lines.append(
             f"| {r['kind']} | {r['load']:.0%} of the maximum | {fmt(r['sent_per_s'])} {unit}"
             f" | {fmt(r['received_per_s'])} | {fmt(r['p50_us'])} | {fmt(r['p99_us'])}"
-            f" | {fmt(r['p999_us'])} | {fmt(r['max_us'])} | {fmt(r['server_cpu_share'], 2)}"
+            f" | {fmt(r['p999_us'])} | {fmt(r['max_us'])} | {fmt(r['send_lag_p99_us'])}"
+            f" | {fmt(r['server_cpu_share'], 2)} | {fmt(r.get('client_cpu_share', NAN), 2)}"
             f" | {r['gc_collections']} | {r['gc_longest_ms']}"
             f" | {r['load_average'][0]:.2f}-{r['load_average'][1]:.2f}"
             f" | {r['others_cpu_share']:.2f} |"
