@@ -141,13 +141,13 @@ class GatedBroker(MemoryBroker):
                 loop.call_soon(sequenced, epoch, offset, body)
 
     async def read_history(
-        self, key: str, history: RoomHistory, since: Position | None, replay: int
+        self, key: str, history: RoomHistory, since: Position | None, replay: int, limit: int = 0
     ) -> HistoryRead[bytes]:
         if self.fail:
             raise HistoryUnavailable("the store is down")
         self.reading.set()
         await self.gate.wait()
-        read = self.history.read(key, history, since, replay)
+        read = self.history.read(key, history, since, replay, limit)
         if self.after_read is not None:
             after, self.after_read = self.after_read, None
             await after()
@@ -339,24 +339,26 @@ async def test_more_than_a_catch_up_can_hold_is_read_again_from_the_history() ->
         first = FakeChannel()
         hub.add("first", "/c", first)  # type: ignore[arg-type]
         await hub.join("first", "r")
+        pad = "p" * 1000
         for i in range(10):
-            await hub.broadcast("/c", str(i), room="r")
+            await hub.broadcast("/c", f"{i} {pad}", room="r")
         await eventually(lambda: len(offsets(first)) == 10)
         epoch = parsed(first)[1]["epoch"]
         slow = SlowChannel()
         hub.add("slow", "/c", slow, resume={"r": Position(epoch, 0)})  # type: ignore[arg-type]
         joining = asyncio.create_task(hub.join("slow", "r"))
         await slow.waiting.wait()  # its replay is stuck on the first message
-        for i in range(10, 5010):  # 5000 more: past what its catch-up holds (1000)
-            await hub.broadcast("/c", str(i), room="r")
-        await eventually(lambda: len(offsets(first)) == 5010)
+        for i in range(10, 3010):  # 3 MB more: past the 1 MiB its catch-up holds
+            await hub.broadcast("/c", f"{i} {pad}", room="r")
+        await eventually(lambda: len(offsets(first)) == 3010)
         group = hub._catching[("/c", "r")][0]
-        assert group.overflowed and group.buffer is not None and len(group.buffer) <= group.limit
+        assert group.overflowed and group.buffered <= group.limit
         slow.go.set()
         await joining
-        await hub.broadcast("/c", "5010", room="r")
-        await eventually(lambda: offsets(slow)[-1:] == [5011])
-        assert offsets(slow) == list(range(1, 5012))
+        await hub.broadcast("/c", f"3010 {pad}", room="r")
+        await eventually(lambda: offsets(slow)[-1:] == [3011])
+        assert offsets(slow) == list(range(1, 3012))
+        assert [m["data"].split()[0] for m in parsed(slow)[1:]] == [str(i) for i in range(3011)]
     finally:
         await hub.stop()
 

@@ -66,10 +66,10 @@ class CountingBroker(RedisBroker):
         return not set(range(first, last + 1)) <= set(self.offsets)
 
     async def read_history(
-        self, key: str, history: RoomHistory, since: Position | None, replay: int
+        self, key: str, history: RoomHistory, since: Position | None, replay: int, limit: int = 0
     ) -> HistoryRead[bytes]:
         self.reads += 1
-        return await super().read_history(key, history, since, replay)
+        return await super().read_history(key, history, since, replay, limit)
 
 
 def app_on(redis: RedisServer, history: RoomHistory | None = None) -> Roost:

@@ -64,10 +64,11 @@ class Broker:
         raise HistoryUnavailable(f"{describe(self)} keeps no room history")
 
     async def read_history(
-        self, key: str, history: RoomHistory, since: Position | None, replay: int
+        self, key: str, history: RoomHistory, since: Position | None, replay: int, limit: int = 0
     ) -> HistoryRead[bytes]:
-        """What a connection joining room ``key`` is sent (``MemoryHistory.read``); raises
-        HistoryUnavailable when the history cannot be reached."""
+        """What a connection joining room ``key`` is sent (``MemoryHistory.read``, at most
+        ``limit`` entries when it is not 0); raises HistoryUnavailable when the history
+        cannot be reached."""
         raise HistoryUnavailable(f"{describe(self)} keeps no room history")
 
     def publish(self, message: bytes) -> None:
@@ -130,11 +131,11 @@ class MemoryBroker(Broker):
                 loop.call_soon_threadsafe(sequenced, epoch, offset, body)
 
     async def read_history(
-        self, key: str, history: RoomHistory, since: Position | None, replay: int
+        self, key: str, history: RoomHistory, since: Position | None, replay: int, limit: int = 0
     ) -> HistoryRead[bytes]:
         # A round trip, as to Redis: messages published meanwhile reach the nodes first.
         await asyncio.sleep(0)
-        read = self.history.read(key, history, since, replay)
+        read = self.history.read(key, history, since, replay, limit)
         await asyncio.sleep(0)
         return read
 

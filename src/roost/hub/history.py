@@ -234,24 +234,34 @@ class MemoryHistory(Generic[P]):
         return room.epoch, room.last
 
     def read(
-        self, key: Any, config: RoomHistory, since: Position | None, replay: int = 0
+        self,
+        key: Any,
+        config: RoomHistory,
+        since: Position | None,
+        replay: int = 0,
+        limit: int = 0,
     ) -> HistoryRead[P]:
         """What a connection joining room ``key`` gets: every entry after ``since`` when the
         history still holds them all, or else (and when ``since`` is None) the last
-        ``replay`` entries."""
+        ``replay`` entries; only the oldest ``limit`` of them when ``limit`` is not 0 (the
+        caller reads the rest after them)."""
         room = self._room(key, config, self._clock())
         entries = room.entries
         if since is not None:
             reason = _uncovered(room, since)
             if not reason:
                 kept = [(off, p) for off, _, p in entries if off > since.offset]
-                return HistoryRead("recovered", room.epoch, since.offset, kept)
+                return HistoryRead("recovered", room.epoch, since.offset, _page(kept, limit))
         else:
             reason = ""
         tail = list(entries)[-replay:] if replay > 0 else []
         start = tail[0][0] - 1 if tail else room.last
-        kept = [(off, p) for off, _, p in tail]
+        kept = _page([(off, p) for off, _, p in tail], limit)
         return HistoryRead("not_recovered" if since else "joined", room.epoch, start, kept, reason)
+
+
+def _page(entries: list[tuple[int, P]], limit: int) -> list[tuple[int, P]]:
+    return entries[:limit] if limit > 0 else entries
 
 
 def _uncovered(room: _Room[Any], since: Position) -> str:

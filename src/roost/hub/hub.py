@@ -32,13 +32,16 @@ logger = logging.getLogger("roost.hub")
 
 #: Largest metadata of one membership, as JSON (bytes).
 MAX_META = 4096
-#: Most live messages a joining member's catch-up holds while its replay goes out; past
-#: that it drops them and reads them from the history again.
-CATCH_UP_HOLDS = 1000
+#: Most bytes of live messages a joining member's catch-up holds while its replay goes out;
+#: past that it drops them and reads them from the history again.
+CATCH_UP_HOLDS = 1024 * 1024
+#: Messages read from the history at a time (a page), when replaying.
+READ_PAGE = 64
 #: Longest wait at start for the presence of the other nodes (seconds).
 PEERS_WAIT = 2.0
-#: Times a catch-up reads the history again when more arrived than it could hold meanwhile.
-MAX_REREADS = 3
+#: Times a catch-up reads the history again when more arrived than it could hold meanwhile
+#: (or the messages it held had a gap), before it gives up on a member too slow to catch up.
+MAX_REREADS = 8
 #: About how many bytes of presence one message of a node's state carries.
 STATE_PART = 1024 * 1024
 #: Returns the history of room ``room`` of endpoint ``endpoint``, or None for none.
@@ -55,13 +58,14 @@ class _CatchUp:
     meanwhile wait in ``buffer``; once the replay is out, the members get what follows
     ``floor`` directly, until live delivery is known to be past ``floor``."""
 
-    __slots__ = ("buffer", "conns", "floor", "limit", "overflowed")
+    __slots__ = ("buffer", "buffered", "conns", "floor", "limit", "overflowed")
 
-    def __init__(self, conns: set[str], limit: int = 1000) -> None:
+    def __init__(self, conns: set[str], limit: int = 1024 * 1024) -> None:
         self.conns = conns
         self.buffer: list[tuple[str, int, str, str | None]] | None = []
+        self.buffered = 0  # bytes of text in ``buffer``
         self.floor = Position("", 0)
-        self.limit = limit  # most messages ``buffer`` holds; past it, they are read again
+        self.limit = limit  # most bytes ``buffer`` holds; past it, they are read again
         self.overflowed = False
 
 
@@ -402,9 +406,14 @@ class Hub:
     ) -> None:
         """A room message reaches a group being caught up."""
         if group.buffer is not None:  # still reading or sending the history
-            if len(group.buffer) >= group.limit:
-                group.overflowed = True  # they are in the history: read them again later
+            if group.overflowed:
+                return  # they are in the history: read again later
+            group.buffered += len(text)
+            if group.buffered > group.limit:
+                group.overflowed = True
                 group.buffer.clear()
+                group.buffered = 0
+                return
             group.buffer.append((epoch, offset, text, exclude))
             return
         endpoint, room = key
@@ -436,33 +445,22 @@ class Hub:
     ) -> None:
         """Send a held group what it missed, then let it go live with no gap and no
         duplicate. ``notify``: tell the clients how it went (``joined``, ``recovered`` or
-        ``not_recovered``); without it (a gap repair) only a failure is told."""
+        ``not_recovered``); without it (a gap repair) only a failure is told.
+
+        The history is read a page at a time (READ_PAGE messages), each page sent at the
+        pace the client reads, then the next is read from where it stopped; live messages
+        that arrive meanwhile wait in the group (up to ``group.limit`` bytes, past which they
+        are dropped there and read from the history instead)."""
         key = (endpoint, room)
-        try:
-            config = config or self.history_of(endpoint, room)
-            if config is None:
-                raise HistoryUnavailable(f"room {room!r} of {endpoint} has no history")
-            read = await self._read(endpoint, room, config, since, replay)
-        except HistoryUnavailable as exc:
-            logger.warning("could not read the history of room %r of %s: %s", room, endpoint, exc)
-            known = self._marks.get(key) or Position("", 0)
-            read = HistoryRead("not_recovered", known.epoch, known.offset, [], "unavailable")
-        except Exception:
-            logger.exception("could not read the history of room %r of %s", room, endpoint)
-            known = self._marks.get(key) or Position("", 0)
-            read = HistoryRead("not_recovered", known.epoch, known.offset, [], "unavailable")
+        config = config or self.history_of(endpoint, room)
+        read = await self._read_or_say(endpoint, room, config, since, replay)
         if notify or read.kind == "not_recovered":
-            extra: dict[str, Any] = {"replay": len(read.entries)}
-            if read.reason:
-                extra["reason"] = read.reason
-            self._send_group(
-                group, room, control(read.kind, room, read.epoch, read.start, **extra), None
-            )
+            self._notice(group, room, read)
         floor = Position(read.epoch, read.start)
-        # A joining client is sent its replay at the pace it reads (a gap repair, shared by
-        # many members, is small and goes out at once).
         paced = notify and len(group.conns) == 1
-        for attempt in range(MAX_REREADS + 1):
+        rereads = 0
+        while True:
+            before = floor
             for offset, payload in read.entries:
                 if read.epoch == floor.epoch and offset <= floor.offset:
                     continue
@@ -478,34 +476,32 @@ class Hub:
                 else:
                     self._send_group(group, room, text, message.exclude)
                 floor = Position(read.epoch, offset)
-            if not group.overflowed or not group.conns:
+            if not group.conns or read.reason == "unavailable":
                 break
-            # More arrived while the replay went out than can wait: read what follows again.
-            group.overflowed = False
-            group.buffer = []
-            if attempt == MAX_REREADS:
+            if floor != before:
+                rereads = 0  # progress: only a catch-up that stops moving gives up
+            more = len(read.entries) >= READ_PAGE  # the page was full: read on
+            if not more and not group.overflowed:
+                floor, gap = self._flush(group, room, floor)
+                if not gap:
+                    break
+                rereads += 1  # the buffer skips messages the history still has
+            if group.overflowed:
+                group.overflowed = False
+                group.buffer = []
+                group.buffered = 0
+                rereads += 1
+            if rereads > MAX_REREADS:
                 for cid in list(group.conns):
                     self.registry.disconnect(cid, 1008, "too slow to catch up with the room")
                 group.buffer = None
                 self._release(key, group)
                 return
-            assert config is not None
-            try:
-                read = await self._read(endpoint, room, config, floor, 0)
-            except Exception:
-                read = HistoryRead("not_recovered", floor.epoch, floor.offset, [], "unavailable")
-            if read.kind != "recovered":
-                extra = {"replay": 0, "reason": read.reason}
-                notice = control("not_recovered", room, read.epoch, read.start, **extra)
-                self._send_group(group, room, notice, None)
+            read = await self._read_or_say(endpoint, room, config, floor, 0)
+            if read.kind != "recovered":  # gone meanwhile: say so, and go on from there
+                self._notice(group, room, read)
                 floor = Position(read.epoch, read.start)
-                break
-        buffered, group.buffer = group.buffer or [], None
-        for epoch, offset, text, exclude in buffered:
-            if epoch == floor.epoch and offset <= floor.offset:
-                continue
-            self._send_group(group, room, text, exclude)
-            floor = Position(epoch, offset)
+        group.buffer = None
         group.floor = floor
         mark = self._marks.get(key)
         if (
@@ -516,6 +512,51 @@ class Hub:
             self._release(key, group)
         # Otherwise live delivery may still bring messages the group has had: it stays held
         # (and is sent what is newer directly) until the first message past ``floor``.
+
+    def _flush(self, group: _CatchUp, room: str, floor: Position) -> tuple[Position, bool]:
+        """Send the live messages a group holds past ``floor``, in order; stop at a gap (a
+        message the broker dropped on its way here): (the new floor, whether one was met)."""
+        buffered = group.buffer or []
+        group.buffer, group.buffered = [], 0
+        for epoch, offset, text, exclude in buffered:
+            if epoch == floor.epoch and offset <= floor.offset:
+                continue
+            if epoch != floor.epoch or offset > floor.offset + 1:
+                return floor, True  # read from the history what comes next instead
+            self._send_group(group, room, text, exclude)
+            floor = Position(epoch, offset)
+        return floor, False
+
+    def _notice(self, group: _CatchUp, room: str, read: HistoryRead[Any]) -> None:
+        extra: dict[str, Any] = {"replay": len(read.entries)}
+        if read.reason:
+            extra["reason"] = read.reason
+        self._send_group(
+            group, room, control(read.kind, room, read.epoch, read.start, **extra), None
+        )
+
+    async def _read_or_say(
+        self,
+        endpoint: str,
+        room: str,
+        config: RoomHistory | None,
+        since: Position | None,
+        replay: int,
+    ) -> HistoryRead[Any]:
+        """A page of the history, or (when it cannot be read) a ``not_recovered`` with reason
+        ``unavailable`` that keeps the position asked for, so the client can try again."""
+        try:
+            if config is None:
+                raise HistoryUnavailable(f"room {room!r} of {endpoint} has no history")
+            return await self._read(endpoint, room, config, since, replay)
+        except HistoryUnavailable as exc:
+            logger.warning("could not read the history of room %r of %s: %s", room, endpoint, exc)
+        except Exception:
+            logger.exception("could not read the history of room %r of %s", room, endpoint)
+        known = since or self._marks.get((endpoint, room))
+        if known is None:
+            return HistoryRead("not_recovered", "", 0, [], "unavailable")
+        return HistoryRead("not_recovered", known.epoch, known.offset, [], "unavailable")
 
     async def _send_paced(self, group: _CatchUp, room: str, text: str, exclude: str | None) -> None:
         """Send to the one member of ``group``, waiting while its socket is behind."""
@@ -538,8 +579,10 @@ class Hub:
         replay: int,
     ) -> HistoryRead[Any]:
         if self.broker is None:
-            return self._memory.read(room_key(endpoint, room), config, since, replay)
-        return await self.broker.read_history(room_key(endpoint, room), config, since, replay)
+            return self._memory.read(room_key(endpoint, room), config, since, replay, READ_PAGE)
+        return await self.broker.read_history(
+            room_key(endpoint, room), config, since, replay, READ_PAGE
+        )
 
     async def send_to(self, conn_id: str, data: str | bytes) -> bool:
         """Deliver to one connection; whether it is known to be connected."""

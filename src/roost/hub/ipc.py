@@ -67,6 +67,8 @@ from roost.hub.messages import Codec, Gone
 logger = logging.getLogger("roost.hub")
 _HEADER = struct.Struct("!IB")
 
+#: Most bytes of messages in one page of a history read (the hub reads a replay page by page).
+PAGE_BYTES = 1024 * 1024
 #: Largest payload of one frame, in bytes (16 MiB).
 MAX_FRAME = 16 * 1024 * 1024
 #: Bytes queued for a peer that does not read before frames for it are dropped (32 MiB).
@@ -129,6 +131,7 @@ class ReadFrame(msgspec.Struct, array_like=True, frozen=True):
     ttl: float
     since: tuple[str, _Offset] | None
     replay: _Offset
+    limit: _Offset = 0  # most entries to answer with (0: all that fit in a frame)
 
 
 class HistoryFrame(msgspec.Struct, array_like=True, frozen=True):
@@ -494,13 +497,13 @@ class IpcBroker(Broker):
         await self._ask(link, pending, request_id, Kind.SEQUENCE, payload)
 
     async def read_history(
-        self, key: str, history: RoomHistory, since: Position | None, replay: int
+        self, key: str, history: RoomHistory, since: Position | None, replay: int, limit: int = 0
     ) -> HistoryRead[bytes]:
         link = self._ready_link()
         request_id = next(self._ids)
         position = None if since is None else (since.epoch, since.offset)
         frame = ReadFrame(
-            request_id, key, history.size, history.ttl, position, min(replay, history.size)
+            request_id, key, history.size, history.ttl, position, min(replay, history.size), limit
         )
         payload = self._encoder.encode(frame)
         if len(payload) > self.max_frame:
@@ -633,7 +636,17 @@ class Relay:
             self._refuse(link, f"malformed READ frame: {exc}")
             return
         since = None if frame.since is None else Position(*frame.since)
-        read = self.history.read(frame.key, config, since, min(frame.replay, config.size))
+        read = self.history.read(
+            frame.key, config, since, min(frame.replay, config.size), frame.limit
+        )
+        if frame.limit:  # a page: the oldest entries that fit in PAGE_BYTES (at least one)
+            budget, kept = PAGE_BYTES, 0
+            for _, body in read.entries:
+                budget -= len(body) + _ENTRY_OVERHEAD
+                if budget < 0 and kept:
+                    break
+                kept += 1
+            del read.entries[kept:]
         link.write(encode(Kind.HISTORY, self._answer(frame.id, read)), answer=True)
 
     def _answer(self, request_id: int, read: HistoryRead[bytes]) -> bytes:

@@ -517,12 +517,12 @@ class RedisBroker(Broker):
         await self._call(_SEQUENCE, key, history, [self.seq_channel, body])
 
     async def read_history(
-        self, key: str, history: RoomHistory, since: Position | None, replay: int
+        self, key: str, history: RoomHistory, since: Position | None, replay: int, limit: int = 0
     ) -> HistoryRead[bytes]:
         """One script call with ``MemoryHistory.read``'s answer (creating the room's epoch
         when it has none); raises HistoryUnavailable when Redis cannot be reached."""
         asked = ["", 0] if since is None else [since.epoch, since.offset]
-        reply = await self._call(_READ, key, history, [*asked, max(0, replay)])
+        reply = await self._call(_READ, key, history, [*asked, max(0, replay), max(0, limit)])
         try:
             return read_of(reply)
         except (TypeError, ValueError, IndexError) as exc:

@@ -86,7 +86,8 @@ return {epoch, offset}
 
 #: What a connection joining the room gets (``MemoryHistory.read``). ARGV[4]: the epoch of
 #: the position asked for ("" for none), ARGV[5]: its offset, ARGV[6]: how many of the last
-#: entries to send otherwise. Returns {kind, epoch, start, reason, offset, body, ...}.
+#: entries to send otherwise, ARGV[7]: at most how many entries to return, the oldest (0: all).
+#: Returns {kind, epoch, start, reason, offset, body, ...}.
 READ = (
     _PRELUDE
     + """
@@ -97,6 +98,7 @@ head = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)
 local first = last + 1
 if #head > 0 then first = offset_of(head[1][1]) end
 local asked, since, replay = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local limit = tonumber(ARGV[7] or '0')
 local reason = ''
 if asked ~= '' then
   if asked ~= epoch then
@@ -109,7 +111,13 @@ if asked ~= '' then
   if reason == '' then
     local out = {'recovered', epoch, since, ''}
     if since < last then
-      for _, entry in ipairs(redis.call('XRANGE', log, int(since + 1), '+')) do
+      local found
+      if limit > 0 then
+        found = redis.call('XRANGE', log, int(since + 1), '+', 'COUNT', limit)
+      else
+        found = redis.call('XRANGE', log, int(since + 1), '+')
+      end
+      for _, entry in ipairs(found) do
         out[#out + 1] = offset_of(entry[1])
         out[#out + 1] = entry[2][4]
       end
@@ -124,7 +132,9 @@ if #tail > 0 then start = offset_of(tail[#tail][1]) - 1 end
 local kind = 'joined'
 if asked ~= '' then kind = 'not_recovered' end
 local out = {kind, epoch, start, reason}
-for i = #tail, 1, -1 do
+local stop = 1
+if limit > 0 and #tail > limit then stop = #tail - limit + 1 end
+for i = #tail, stop, -1 do
   out[#out + 1] = offset_of(tail[i][1])
   out[#out + 1] = tail[i][2][4]
 end
