@@ -25,7 +25,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", required=True, help="the other checkout's directory")
     parser.add_argument("--after", default=str(run.ROOT), help="this checkout (default)")
-    parser.add_argument("--measure", default="fan-out", choices=sorted(run.MEASUREMENTS))
+    every = {**run.MEASUREMENTS, **run.HTTP_MEASUREMENTS, **run.ROOST_MEASUREMENTS}
+    parser.add_argument("--measure", default="fan-out", choices=sorted(every))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args()
@@ -35,10 +36,15 @@ def main() -> None:
         for name, root in checkouts.items():
             python = str(root / "bench" / ".venv" / "bin" / "python")
             run.SERVERS["roost"] = (python, str(root / "bench" / "servers" / "roost_server.py"))
-            figures = run.measure("roost", run.MEASUREMENTS[args.measure], args.seconds)
+            figures = run.measure("roost", args.measure, args.seconds)
             key = next(k for k in figures if k.endswith("_per_server_cpu_s"))
             results[name].append(round(figures[key]))
-            print(f"round {round_ + 1} {name}: {key} {results[name][-1]:,}", flush=True)
+            print(
+                f"round {round_ + 1} {name}: {key} {results[name][-1]:,}"
+                f" (server CPU {figures.get('server_cpu_share', float('nan')):.2f},"
+                f" client CPU {figures.get('client_cpu_share', float('nan')):.2f})",
+                flush=True,
+            )
     medians = {name: statistics.median(values) for name, values in results.items()}
     print(json.dumps({"measure": args.measure, "per_round": results, "median": medians}))
 
