@@ -27,6 +27,9 @@ def main() -> None:
     parser.add_argument("--after", default=str(run.ROOT), help="this checkout (default)")
     every = {**run.MEASUREMENTS, **run.HTTP_MEASUREMENTS, **run.ROOST_MEASUREMENTS}
     parser.add_argument("--measure", default="fan-out", choices=sorted(every))
+    parser.add_argument(
+        "--key", help="the figure to compare (default: the one per server CPU-second)"
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args()
@@ -37,8 +40,8 @@ def main() -> None:
             python = str(root / "bench" / ".venv" / "bin" / "python")
             run.SERVERS["roost"] = (python, str(root / "bench" / "servers" / "roost_server.py"))
             figures = run.measure("roost", args.measure, args.seconds)
-            key = next(k for k in figures if k.endswith("_per_server_cpu_s"))
-            results[name].append(round(figures[key]))
+            key = args.key or next(k for k in figures if k.endswith("_per_server_cpu_s"))
+            results[name].append(round(figures[key], 2))
             print(
                 f"round {round_ + 1} {name}: {key} {results[name][-1]:,}"
                 f" (server CPU {figures.get('server_cpu_share', float('nan')):.2f},"

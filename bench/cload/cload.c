@@ -397,7 +397,9 @@ static void frame_done(conn *c) {
     if (c->opcode == 0x9) { /* ping: answer with a pong carrying its payload */
         queue_frame(c, 0xA, c->cap, (size_t)c->caplen);
     } else if (c->opcode == 0x8) {
-        fprintf(stderr, "cload: the server closed a connection\n");
+        int code = c->caplen >= 2 ? c->cap[0] << 8 | c->cap[1] : 1005;
+        fprintf(stderr, "cload: the server closed a connection: %d %.*s\n", code,
+                c->caplen > 2 ? c->caplen - 2 : 0, (const char *)c->cap + 2);
         exit(1);
     } else if (c->opcode < 0x8 && c->fin) {
         message_done(c);

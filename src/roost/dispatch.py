@@ -229,4 +229,5 @@ class Dispatcher:
             codec=endpoint.messages.codec,
             resume=admitted.resume,
         )
+        request.headers.compact()  # kept as long as the connection: its pairs suffice
         return Session(endpoint, ws, channel, admitted.kwargs, calls=self.calls, hub=self.hub).run()

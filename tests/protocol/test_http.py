@@ -81,6 +81,17 @@ class TestHeaders:
         assert Headers(None).is_empty() and not headers.is_empty()
         assert Headers(iter([("A", "1")])).items() == [("A", "1")]  # any iterable of pairs
 
+    def test_compact_drops_the_index_and_lookups_rebuild_it(self) -> None:
+        def dicts_held() -> int:
+            return sum(type(o) is dict for o in gc.get_referents(headers))
+
+        headers = Headers([("Host", "a"), ("X-Tag", "1")])
+        assert headers.get("x-tag") == "1" and dicts_held() == 1  # the lookup index
+        headers.compact()
+        assert dicts_held() == 0
+        assert headers.get("HOST") == "a" and headers.get_all("x-tag") == ["1"]
+        assert dicts_held() == 1
+
     def test_set_append_remove(self) -> None:
         headers = Headers([("X-Tag", "1"), ("x-tag", "2"), ("Other", "o")])
         assert headers.get("x-tag") == "1"  # indexed before the changes below

@@ -5,7 +5,9 @@ connection limits, the upgrade, and handlers that fail."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+from collections import deque
 
 import pytest
 
@@ -748,6 +750,34 @@ async def test_upgrade_hands_early_bytes_to_the_channel(make_server: MakeServer)
     await session_done.wait()
     assert received == ["one", b"two", "three"]
     assert conn.websocket is not None and not conn.idle
+
+
+async def test_an_idle_websocket_holds_no_queue(make_server: MakeServer) -> None:
+    """Memory per idle connection: once upgraded, the connection drops what held pending
+    requests, and the channel makes its message queue only when something arrives."""
+    holds_deque = asyncio.Event()
+    queued: list[bool] = []
+
+    async def handler(request: HttpRequest, conn: HttpConnection) -> object:
+        channel = conn.upgrade(SWITCHING, options=WebSocketOptions(), deflate=None)
+
+        async def session() -> None:
+            queued.append(any(type(o) is deque for o in gc.get_referents(conn, channel)))
+            holds_deque.set()
+            await channel.recv()
+
+        return session()
+
+    server = make_server(handler)
+    t = FakeTransport()
+    conn = connect(server, t)
+    t.feed(UPGRADE_REQUEST)
+    await holds_deque.wait()
+    assert queued == [False]
+    channel = conn.websocket
+    assert channel is not None
+    t.feed(wire(0x1, b"hi"))
+    assert any(type(o) is deque for o in gc.get_referents(channel))
 
 
 async def test_upgrade_while_writing_is_paused(make_server: MakeServer) -> None:

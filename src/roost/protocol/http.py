@@ -79,6 +79,11 @@ class Headers:
         """Whether there is no header at all."""
         return not self.raw
 
+    def compact(self) -> None:
+        """Drop the index that lookups build, until the next lookup builds it again: headers
+        that are kept long but seldom read (a WebSocket's) then hold only their pairs."""
+        self._index = None
+
     def keys(self) -> list[str]:
         """The lower-cased names, each once, in order."""
         return list(self._lookup())

@@ -91,7 +91,7 @@ class HttpConnection(asyncio.Protocol):
             max_header_count=opts.max_header_count,
             max_body_size=opts.max_body_size,
         )
-        self._pending: deque[HttpRequest] = deque()
+        self._pending: deque[HttpRequest] | None = deque()  # None once upgraded
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._abort_timer: asyncio.TimerHandle | None = None
@@ -190,13 +190,15 @@ class HttpConnection(asyncio.Protocol):
         if not requests:
             return
         self._cancel_timer()
+        pending = self._pending
+        assert pending is not None  # dropped on an upgrade, after which nothing is parsed
         for request in requests:
-            self._pending.append(request)
+            pending.append(request)
             if request.upgrade:
                 self._upgrading = True
                 self._early += request.trailing
                 break
-        if len(self._pending) > _MAX_PIPELINED and self.transport is not None:
+        if len(pending) > _MAX_PIPELINED and self.transport is not None:
             self.transport.pause_reading()
         if self._task is None:
             self._task = self.loop.create_task(self._process())
@@ -241,7 +243,7 @@ class HttpConnection(asyncio.Protocol):
 
     async def _process(self) -> None:
         try:
-            while self._pending and not self.closing:
+            while self._pending and not self.closing:  # no local: it would outlive an upgrade
                 request = self._pending.popleft()
                 if self.transport is not None and len(self._pending) < _MAX_PIPELINED // 2:
                     self.transport.resume_reading()
@@ -549,6 +551,7 @@ class HttpConnection(asyncio.Protocol):
         self._sent = 0
         self._cancel_timer()
         self._parser = None  # HTTP is over on this connection
+        self._pending = None  # the upgrade was the last request: free what held requests
         self.transport.write(response)
         channel = WebSocketChannel(
             self.server,

@@ -83,7 +83,9 @@ class WebSocketChannel:
         self.conn = WebSocketConnection(
             max_message_size=options.max_message_size, deflate=deflate, defer_failure=True
         )
-        self._queue: deque[str | bytes] = deque()
+        # Received messages the handler has not taken; made by the first read, so that a
+        # connection that never sends does not carry it.
+        self._queue: deque[str | bytes] | None = None
         self._waiter: asyncio.Future[str | bytes] | None = None
         self._reading_paused = False
         self._disconnect: WebSocketDisconnect | None = None
@@ -171,6 +173,8 @@ class WebSocketChannel:
         # Our close frame is out: read on for the peer's, keeping no more than max_queue.
         draining = conn.state is State.CLOSING
         queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
         if draining:
             limit = None  # the close frame must be found; messages past max_queue are dropped
         else:
