@@ -541,9 +541,12 @@ def write_report(
             ("client CPU", "client_cpu_share", 2),
         ],
         f"What a deploy's restart looks like to the server: {STORM:,} clients connect at the same"
-        " moment (every `connect()` issued at once, then each handshake as its connection"
-        " completes) to a fresh server process; *seconds* runs from the first `connect()` to the"
-        " last 101. A connection the server refused or reset is retried at once (*retries*);"
+        " moment to a fresh server process (the load generator issues the `connect()`s as fast"
+        " as it can, 32 per turn of its loop, and sends each request as soon as its connection is"
+        " up); *seconds* runs from the first `connect()` to the last 101. On loopback the kernel"
+        " does both ends of each TCP handshake in the connecting process, so a client CPU near"
+        " 1.00 means the client, not the server, set the pace. A connection the server refused"
+        " or reset is retried at once (*retries*);"
         " one not open after 120 s is left out (*opened* says how many opened).",
         key="handshakes_per_server_cpu_s",
     )

@@ -24,7 +24,8 @@
  * latency needs and control frames); a ping is answered with a pong. Frames queued while one
  * read is handled (the publisher's next messages) go out in one write. Server CPU is read from
  * /proc/PID/task/N/schedstat (nanoseconds, every thread, plus the server's child processes)
- * over exactly the measured window, client CPU from getrusage. Prints one JSON object, with
+ * over exactly the measured window, client CPU from getrusage; *server_kernel_share* is the
+ * part of the server's CPU spent in the kernel (/proc/PID/stat). Prints one JSON object, with
  * the keys of bench/loadgen.py.
  */
 #define _GNU_SOURCE
@@ -119,6 +120,36 @@ static double server_cpu(long pid) {
         p = end;
     }
     return total;
+}
+
+/* User and system CPU seconds of process `pid` and its children, from /proc (10 ms ticks). */
+static void proc_times(long pid, double *user, double *sys) {
+    char path[64], buf[1024];
+    long pids[256];
+    int n = 0;
+    pids[n++] = pid;
+    snprintf(path, sizeof path, "/proc/%ld/task/%ld/children", pid, pid);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        while (n < 256 && fscanf(f, "%ld", &pids[n]) == 1) n++;
+        fclose(f);
+    }
+    *user = *sys = 0;
+    for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "/proc/%ld/stat", pids[i]);
+        f = fopen(path, "r");
+        if (!f) continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = 0;
+        char *p = strrchr(buf, ')');
+        unsigned long long ut = 0, st = 0;
+        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+                        &st) == 2) {
+            *user += (double)ut / sysconf(_SC_CLK_TCK);
+            *sys += (double)st / sysconf(_SC_CLK_TCK);
+        }
+    }
 }
 
 static long server_rss(long pid) {
@@ -671,12 +702,19 @@ static void open_all(int role_of_last) {
 }
 
 typedef struct window {
-    double cpu, t, client;
+    double cpu, t, client, user, sys;
 } window;
 
 static window mark(void) {
-    window w = {server_cpu(cfg.pid), now_s(), client_cpu()};
+    window w = {server_cpu(cfg.pid), now_s(), client_cpu(), 0, 0};
+    proc_times(cfg.pid, &w.user, &w.sys);
     return w;
+}
+
+/* The share of the server's CPU time spent in the kernel over the window from `a` to `b`. */
+static double kernel_share(window a, window b) {
+    double total = (b.user - a.user) + (b.sys - a.sys);
+    return total > 0 ? (b.sys - a.sys) / total : NAN;
 }
 
 static void echo_mode(void) {
@@ -701,9 +739,11 @@ static void echo_mode(void) {
     qsort(lat, nlat, sizeof *lat, cmp_double);
     printf("{\"negotiated\": \"none\", \"connections\": %d, \"messages_per_s\": %.1f, "
            "\"messages_per_server_cpu_s\": %.1f, \"server_cpu_share\": %.3f, "
-           "\"client_cpu_share\": %.3f, \"p50_us\": %.1f, \"p99_us\": %.1f}\n",
+           "\"client_cpu_share\": %.3f, \"server_kernel_share\": %.3f, \"p50_us\": %.1f, "
+           "\"p99_us\": %.1f}\n",
            nconns, count / elapsed, count / (cpu > 1e-9 ? cpu : 1e-9), cpu / elapsed,
-           (b.client - a.client) / elapsed, percentile(0.5), percentile(0.99));
+           (b.client - a.client) / elapsed, kernel_share(a, b), percentile(0.5),
+           percentile(0.99));
 }
 
 static void fanout_mode(void) {
@@ -734,9 +774,11 @@ static void fanout_mode(void) {
     qsort(lat, nlat, sizeof *lat, cmp_double);
     printf("{\"negotiated\": \"none\", \"connections\": %d, \"deliveries_per_s\": %.1f, "
            "\"deliveries_per_server_cpu_s\": %.1f, \"server_cpu_share\": %.3f, "
-           "\"client_cpu_share\": %.3f, \"p50_us\": %.1f, \"p99_us\": %.1f}\n",
+           "\"client_cpu_share\": %.3f, \"server_kernel_share\": %.3f, \"p50_us\": %.1f, "
+           "\"p99_us\": %.1f}\n",
            nconns, count / elapsed, count / (cpu > 1e-9 ? cpu : 1e-9), cpu / elapsed,
-           (b.client - a.client) / elapsed, percentile(0.5), percentile(0.99));
+           (b.client - a.client) / elapsed, kernel_share(a, b), percentile(0.5),
+           percentile(0.99));
 }
 
 static void handshakes_mode(void) {
@@ -763,10 +805,11 @@ static void handshakes_mode(void) {
     printf("{\"connections\": %d, \"opened\": %d, \"batch\": %d, \"seconds\": %.3f, "
            "\"handshakes_per_s\": %.1f, \"handshakes_per_server_cpu_s\": %.1f, "
            "\"server_cpu_share\": %.3f, \"client_cpu_share\": %.3f, "
-           "\"rss_per_connection_kb\": %.2f, \"retries\": %d, \"p50_us\": %.1f, "
-           "\"p99_us\": %.1f, \"max_us\": %.1f}\n",
+           "\"server_kernel_share\": %.3f, \"rss_per_connection_kb\": %.2f, \"retries\": %d, "
+           "\"p50_us\": %.1f, \"p99_us\": %.1f, \"max_us\": %.1f}\n",
            nconns, opened, cfg.batch, elapsed, opened / elapsed,
            opened / (cpu > 1e-9 ? cpu : 1e-9), cpu / elapsed, (b.client - a.client) / elapsed,
+           kernel_share(a, b),
            opened ? (rss1 - rss0) / (double)opened / 1024 : NAN, failed, percentile(0.5),
            percentile(0.99), nlat ? lat[nlat - 1] : NAN);
 }

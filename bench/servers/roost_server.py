@@ -8,9 +8,12 @@ GET /plaintext answers ``Hello, World!`` (text/plain), GET /json ``{"message": "
 OPTION=VALUE pairs are WebSocket endpoint options for both endpoints (Python literals, such as
 ``server_no_context_takeover=False`` or ``compression_mem_level=8``).
 ``ROOST_BENCH_METRICS=1`` serves the Prometheus endpoint at /metrics (to measure its cost).
+``ROOST_BENCH_GC=0`` switches the garbage collector off once the server has started (to
+measure what collection costs a handshake).
 """
 
 import ast
+import gc
 import os
 import sys
 
@@ -26,6 +29,9 @@ for pair in sys.argv[2:]:
 
 metrics = os.environ.get("ROOST_BENCH_METRICS") == "1"
 app = Roost(__file__, server_options=ServerOptions(metrics_path="/metrics" if metrics else None))
+
+if os.environ.get("ROOST_BENCH_GC") == "0":
+    app.startup_handler(gc.disable)
 
 
 @app.websocket("/echo", **options)
