@@ -76,4 +76,4 @@ cluster-test: $(STAMP)
 	ROOST_CLUSTER=1 ROOST_CLUSTER_REPORT=docs/cluster-test.md $(PY) -m pytest -q tests/cluster
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info src/roost/protocol/*.so .coverage
+	rm -rf $(VENV) build src/*.egg-info src/roost/protocol/*.so .coverage bench/cload/cload
