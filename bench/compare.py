@@ -5,6 +5,11 @@ alike. Each checkout runs its own bench server with its own bench environment
 
     git worktree add ../old <commit> && (cd ../old && bash bench/setup.sh)
     bench/.venv/bin/python bench/compare.py --before ../old --measure "fan-out" --rounds 3
+    bench/.venv/bin/python bench/compare.py --before ../old --measure handshakes \
+        --key rss_per_connection_kb
+
+The load generator is this checkout's for both (``bench/cload`` or ``bench/loadgen.py``, as
+``bench/run.py`` picks it for the measurement).
 """
 
 from __future__ import annotations
