@@ -604,18 +604,14 @@ static void handshake_received(conn *c, const uint8_t *data, size_t n) {
         }
         return;
     }
-    char rest[4096];
-    size_t restlen = (size_t)(len - used);
-    if (restlen > sizeof rest) restlen = sizeof rest;
-    memcpy(rest, head + used, restlen);
-    free(c->head);
-    c->head = NULL;
-    c->headlen = 0;
     c->state = OPEN;
     inflight--;
     opened++;
-    on_opened(c);
-    if (restlen) frames_received(c, (uint8_t *)rest, restlen);
+    on_opened(c); /* starts connections, reads nothing: `head` stays as it is */
+    if (len > used) frames_received(c, (const uint8_t *)head + used, (size_t)(len - used));
+    free(c->head);
+    c->head = NULL;
+    c->headlen = 0;
 }
 
 static void on_event(conn *c, uint32_t events) {
