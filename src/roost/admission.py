@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from roost.hub.history import RESUME_PARAM, Position, parse_resume
 from roost.params import plan, resolve
@@ -67,6 +68,9 @@ async def admit(
         validate_request(request.method, request.headers, request.http_version)
     except HandshakeError as exc:
         raise Refused.from_error(exc) from None
+    if request.query_string and not _utf8_query(request.query_string):
+        # Two different byte strings must never name one room (or one anything).
+        raise Refused(plain(400, "the query string is not valid UTF-8 once percent-decoded"))
     req = Request.from_http(request, client, path_params)
     if routes.middlewares.before:
         before = await routes.middlewares.run_before(
@@ -82,10 +86,12 @@ async def admit(
     query = req.query_params
     kwargs = _resolve_callbacks(routes, endpoint, query, path_params)
     resume = None
-    raw_resume = query.get(RESUME_PARAM) if endpoint.keeps_history else None
-    if raw_resume is not None:
+    raw_resume = query.get_all(RESUME_PARAM) if endpoint.keeps_history else []
+    if len(raw_resume) > 1:
+        raise Refused(plain(400, f"{RESUME_PARAM} given {len(raw_resume)} times; once at most"))
+    if raw_resume:
         try:
-            resume = parse_resume(raw_resume)
+            resume = parse_resume(raw_resume[0])
         except ValueError as exc:
             raise Refused(plain(400, str(exc))) from None
     if endpoint.before_connect_handler is not None:
@@ -93,6 +99,15 @@ async def admit(
         if result is not None:
             raise Refused(to_response(result))
     return Admitted(endpoint, path_params, query, kwargs, resume)
+
+
+def _utf8_query(query: str) -> bool:
+    """Whether every name and value of ``query`` is valid UTF-8 once percent-decoded."""
+    try:
+        parse_qsl(query, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _resolve_callbacks(

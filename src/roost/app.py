@@ -562,6 +562,9 @@ class Roost:
 
         self.hub.history_of = history_of
         self.hub.presence_events = {p for p, ep in endpoints.items() if ep.presence_events}
+        self.hub.reserved = {
+            p for p, ep in endpoints.items() if ep.presence_events or ep.keeps_history
+        }
 
     def _add_openapi_routes(self) -> None:
         """Route ``/openapi.json``, ``/docs``, ``/asyncapi.json`` and ``/asyncapi`` (once;

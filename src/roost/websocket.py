@@ -99,7 +99,9 @@ class WebSocket:
     # -- sending -----------------------------------------------------------------------------
 
     async def send_text(self, data: str) -> None:
-        """Send a text message."""
+        """Send a text message (on an endpoint with room history or presence events, not a
+        JSON object with the key "roost": ValueError)."""
+        self._hub.check_outgoing(self.endpoint, data)
         await self._channel.send_text(data)
 
     async def send_bytes(self, data: bytes) -> None:
@@ -108,7 +110,9 @@ class WebSocket:
 
     async def send_json(self, data: Any) -> None:
         """Send ``data`` serialized as JSON, in a text message."""
-        await self._channel.send_text(orjson.dumps(data).decode("utf-8"))
+        text = orjson.dumps(data).decode("utf-8")
+        self._hub.check_outgoing(self.endpoint, text)
+        await self._channel.send_text(text)
 
     async def send(self, data: Any) -> None:
         """Send a text message for ``str``, a binary one for ``bytes``; any other value is a
@@ -116,6 +120,7 @@ class WebSocket:
         if type(data) is not str and type(data) is not bytes:
             data = self.codec.encode(data)
         if isinstance(data, str):
+            self._hub.check_outgoing(self.endpoint, data)
             await self._channel.send_text(data)
         else:
             await self._channel.send_bytes(data)
@@ -124,7 +129,8 @@ class WebSocket:
         self, data: Any, room: str | None = None, exclude_self: bool = False
     ) -> int:
         """Send to every open connection of this endpoint (or of ``room``), this one included
-        unless ``exclude_self``. Returns how many local connections it was written to. A typed
+        unless ``exclude_self`` (which a room with history ignores: its members get every
+        message). Returns how many local connections it was written to. A typed
         value is encoded once, with ``codec``."""
         return await self._hub.broadcast(
             self.endpoint,

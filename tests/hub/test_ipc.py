@@ -27,6 +27,7 @@ import pytest
 from roost.hub.history import HistoryUnavailable, Position, RoomHistory
 from roost.hub.hub import Hub
 from roost.hub.ipc import HistoryFrame, IpcBroker, Kind, Relay, SequencedFrame
+from roost.hub.messages import Codec
 from roost.server.websocket import WebSocketChannel
 from tests.hub.fakes import FakeChannel
 from tests.timing import eventually, seconds
@@ -142,7 +143,15 @@ async def test_a_stalled_worker_gets_a_bounded_queue_and_the_others_everything()
                 break
         else:
             raise AssertionError("the stalled worker never got messages again")
+        # Its link closes: the relay ends the burst of drops (one line with its count) and
+        # tells the others that worker is gone.
         stalled.close()
+        codec = Codec()
+        while True:
+            kind, payload = await asyncio.wait_for(read_frame(reader), seconds(10))
+            header = codec.header(payload) if kind == Kind.MESSAGE else None
+            if header is not None and header.t == "gone":
+                break
         reader_w.close()
         sender.close()
         proc.kill()

@@ -52,8 +52,9 @@ __all__ = [
 
 #: The query parameter in which a reconnecting client names its positions.
 RESUME_PARAM = "roost_resume"
-#: Most rooms one ``roost_resume`` may name.
-MAX_RESUME_ROOMS = 256
+#: Most rooms one ``roost_resume`` may name (128 positions fit well within the request
+#: head's limit, 16 KiB by default).
+MAX_RESUME_ROOMS = 128
 #: Most rooms with history one in-memory store holds (the least recently used go first).
 MAX_ROOMS = 100_000
 
@@ -109,6 +110,12 @@ class HistoryRead(Generic[P]):
     start: int
     entries: list[tuple[int, P]]
     reason: str = ""
+    total: int = -1  # entries owed in all, when ``entries`` is only the first page of them
+
+    @property
+    def owed(self) -> int:
+        """How many messages follow the notice in all (this page and the ones after it)."""
+        return max(self.total, len(self.entries))
 
 
 def new_epoch() -> str:
@@ -251,13 +258,15 @@ class MemoryHistory(Generic[P]):
             reason = _uncovered(room, since)
             if not reason:
                 kept = [(off, p) for off, _, p in entries if off > since.offset]
-                return HistoryRead("recovered", room.epoch, since.offset, _page(kept, limit))
+                page = _page(kept, limit)
+                return HistoryRead("recovered", room.epoch, since.offset, page, "", len(kept))
         else:
             reason = ""
         tail = list(entries)[-replay:] if replay > 0 else []
         start = tail[0][0] - 1 if tail else room.last
-        kept = _page([(off, p) for off, _, p in tail], limit)
-        return HistoryRead("not_recovered" if since else "joined", room.epoch, start, kept, reason)
+        kind = "not_recovered" if since else "joined"
+        page = _page([(off, p) for off, _, p in tail], limit)
+        return HistoryRead(kind, room.epoch, start, page, reason, len(tail))
 
 
 def _page(entries: list[tuple[int, P]], limit: int) -> list[tuple[int, P]]:

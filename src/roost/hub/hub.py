@@ -89,6 +89,9 @@ class Hub:
         self.history_of: HistoryOf = lambda endpoint, room: None
         #: Endpoints whose rooms are told when a member joins or leaves.
         self.presence_events: set[str] = set()
+        #: Endpoints whose clients read JSON objects with the key "roost" as roost's own
+        #: messages (history, presence events): the app may not send such objects there.
+        self.reserved: set[str] = set()
         self._memory = MemoryHistory[messages.Broadcast]()  # the store without a broker
         self._resume: dict[str, dict[str, Position]] = {}  # id -> room -> position asked
         self._catching: dict[tuple[str, str], list[_CatchUp]] = {}
@@ -263,9 +266,12 @@ class Hub:
         HistoryUnavailable when its store cannot be reached: then no client gets it), and
         delivers it in an envelope; with a broker, local connections get it once the
         sequencer hands it back, and the count is of the local members."""
+        if room is not None:
+            _check_room(room)
         config = None if room is None else self.history_of(endpoint, room)
         if config is not None and room is not None:
             return await self._broadcast_sequenced(endpoint, room, data, exclude, config)
+        self.check_outgoing(endpoint, data)
         sent = self.registry.broadcast(endpoint, data, room=room, exclude=exclude)
         if self.broker is not None:
             text, binary = (data, None) if isinstance(data, str) else (None, bytes(data))
@@ -287,10 +293,11 @@ class Hub:
     async def _broadcast_sequenced(
         self, endpoint: str, room: str, data: str | bytes, exclude: str | None, config: RoomHistory
     ) -> int:
+        # Every member of a room with history gets every message, its sender included:
+        # positions never skip, so a client can tell a loss from a message not meant for it.
+        del exclude
         text, binary = (data, None) if isinstance(data, str) else (None, bytes(data))
-        message = messages.Broadcast(
-            endpoint=endpoint, room=room, exclude=exclude, text=text, binary=binary
-        )
+        message = messages.Broadcast(endpoint=endpoint, room=room, text=text, binary=binary)
         broker = self.broker
         if broker is None:
             epoch, offset = self._memory.append(room_key(endpoint, room), message, config)
@@ -528,7 +535,7 @@ class Hub:
         return floor, False
 
     def _notice(self, group: _CatchUp, room: str, read: HistoryRead[Any]) -> None:
-        extra: dict[str, Any] = {"replay": len(read.entries)}
+        extra: dict[str, Any] = {"replay": read.owed}
         if read.reason:
             extra["reason"] = read.reason
         self._send_group(
@@ -584,9 +591,19 @@ class Hub:
             room_key(endpoint, room), config, since, replay, READ_PAGE
         )
 
+    def check_outgoing(self, endpoint: str, data: str | bytes) -> None:
+        """Raise ValueError when ``data`` would pass for one of roost's own messages on
+        ``endpoint`` (a JSON object with the key "roost" where clients read those)."""
+        if endpoint in self.reserved and type(data) is str and _forged(data):
+            raise ValueError(
+                f'on {endpoint}, a message may not be a JSON object with the key "roost": '
+                "it is reserved for roost's own messages (room history, presence events)"
+            )
+
     async def send_to(self, conn_id: str, data: str | bytes) -> bool:
         """Deliver to one connection; whether it is known to be connected."""
         if conn_id in self.registry:
+            self.check_outgoing(self.registry.endpoint_of(conn_id) or "", data)
             return self.registry.send_to(conn_id, data)
         if self.broker is None:
             return False
@@ -611,8 +628,11 @@ class Hub:
         missed since the position its client asked for (or else the last ``replay``
         messages), then live messages; this returns once that replay is queued. Joining a
         room again only changes the metadata."""
+        _check_room(room)
         if meta is not None:
-            _check_meta(meta)
+            meta = _check_meta(meta)
+        if type(replay) is not int:
+            raise TypeError(f"replay must be an int, not {type(replay).__name__}")
         if replay < 0:
             raise ValueError(f"replay must be >= 0, not {replay!r}")
         if conn_id not in self.registry:
@@ -639,11 +659,13 @@ class Hub:
         key = (endpoint, room)
         group = _CatchUp({conn_id}, CATCH_UP_HOLDS)
         self._catching.setdefault(key, []).append(group)
-        since = self._resume.get(conn_id, {}).get(room)
+        # The position the client asked for serves the first join of the room only.
+        since = self._resume.get(conn_id, {}).pop(room, None)
         return self._catch_up(endpoint, room, group, since, replay, config=config)
 
     async def leave(self, conn_id: str, room: str) -> None:
         """Take a connection out of a room."""
+        _check_room(room)
         if conn_id in self.registry:
             endpoint = self.registry.endpoint_of(conn_id) or ""
             if self.registry.leave(conn_id, room):
@@ -701,6 +723,7 @@ class Hub:
     async def presence(self, endpoint: str, room: str) -> dict[str, Any]:
         """The members of ``room`` of ``endpoint`` across the deployment: connection id ->
         the metadata it joined with (None when none)."""
+        _check_room(room)
         registry = self.registry
         found = {cid: registry.meta_of(cid, room) for cid in registry.members(endpoint, room)}
         broker = self.broker
@@ -770,8 +793,17 @@ class Hub:
                     )
             case messages.SendTo():
                 data = _payload(message.text, message.binary)
-                if data is not None:
+                endpoint = registry.endpoint_of(message.id) or ""
+                if data is not None and not (
+                    endpoint in self.reserved and type(data) is str and _forged(data)
+                ):
                     registry.send_to(message.id, data)
+                elif data is not None:
+                    logger.warning(
+                        "not sending a message to %s on %s: it looks like one of roost's own",
+                        message.id,
+                        endpoint,
+                    )
             case messages.Disconnect():
                 registry.disconnect(message.id, message.code, message.reason)
             case messages.Join() if message.id in registry:
@@ -810,12 +842,31 @@ def _payload(text: str | None, binary: bytes | None) -> str | bytes | None:
     return text if text is not None else binary
 
 
-def _check_meta(meta: Any) -> None:
-    """Raise TypeError or ValueError unless ``meta`` is a JSON value of at most MAX_META
-    bytes."""
+def _check_meta(meta: Any) -> Any:
+    """``meta`` as plain JSON values (subclasses of str, int, dict... made plain, as every
+    node will see it); raises TypeError or ValueError unless it is a JSON value of at most
+    MAX_META bytes."""
     try:
-        size = len(orjson.dumps(meta))
+        raw = orjson.dumps(meta)
     except TypeError as exc:
         raise TypeError(f"room metadata must be a JSON value: {exc}") from None
-    if size > MAX_META:
-        raise ValueError(f"room metadata is {size} bytes as JSON; at most {MAX_META}")
+    if len(raw) > MAX_META:
+        raise ValueError(f"room metadata is {len(raw)} bytes as JSON; at most {MAX_META}")
+    return orjson.loads(raw)
+
+
+def _forged(text: str) -> bool:
+    """Whether ``text`` is a JSON object with the key "roost" (however the key is escaped)."""
+    head = text.lstrip()
+    if not head.startswith("{") or ("roost" not in head and "\\" not in head):
+        return False
+    try:
+        value = orjson.loads(head)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(value, dict) and "roost" in value
+
+
+def _check_room(room: object) -> None:
+    if type(room) is not str:
+        raise TypeError(f"a room is named by a str, not {type(room).__name__}")

@@ -67,6 +67,9 @@ from roost.hub.messages import Codec, Gone
 logger = logging.getLogger("roost.hub")
 _HEADER = struct.Struct("!IB")
 
+#: Seconds a peer that stalled must read without stalling again before its burst of drops
+#: is over (and logged with its count): a peer hovering at its bound makes one burst.
+BURST_QUIET = 2.0
 #: Most bytes of messages in one page of a history read (the hub reads a replay page by page).
 PAGE_BYTES = 1024 * 1024
 #: Largest payload of one frame, in bytes (16 MiB).
@@ -143,6 +146,7 @@ class HistoryFrame(msgspec.Struct, array_like=True, frozen=True):
     start: int
     entries: list[tuple[int, bytes]]
     reason: str = ""
+    total: int = -1  # entries owed in all, when ``entries`` is a page of them
 
 
 def encode(kind: Kind, payload: bytes) -> bytes:
@@ -178,7 +182,8 @@ class Link(asyncio.Protocol):
         self._buf = bytearray()
         self._skip = 0  # payload bytes of a refused frame still to discard
         self._stalled = False
-        self._stalled_since = 0  # ``dropped`` when the current stall began
+        self._stalled_since = 0  # ``dropped`` when the current burst of stalls began
+        self._calm: asyncio.TimerHandle | None = None  # ends the burst, unless it stalls again
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -231,21 +236,22 @@ class Link(asyncio.Protocol):
         if queued + (0 if answer else len(frame)) > self.max_buffer:
             if not self._stalled:
                 self._stalled = True
-                self._stalled_since = self.dropped
-                logger.warning(
-                    "%s is not reading: dropping hub messages for it (over %d bytes queued)",
-                    self.name,
-                    self.max_buffer,
-                )
+                if self._calm is not None:  # stalled again soon after: the same burst
+                    self._calm.cancel()
+                    self._calm = None
+                else:
+                    self._stalled_since = self.dropped
+                    logger.warning(
+                        "%s is not reading: dropping hub messages for it (over %d bytes queued)",
+                        self.name,
+                        self.max_buffer,
+                    )
             self.dropped += 1
             return False
-        if self._stalled:
+        if self._stalled and not answer:
             self._stalled = False
-            logger.warning(
-                "%s is reading again; %d hub messages for it were dropped",
-                self.name,
-                self.dropped - self._stalled_since,
-            )
+            loop = asyncio.get_running_loop()
+            self._calm = loop.call_later(BURST_QUIET, self._burst_over)
         transport.write(frame)
         return True
 
@@ -254,8 +260,20 @@ class Link(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def _burst_over(self) -> None:
+        """The peer has read for BURST_QUIET seconds without stalling: one line for the burst."""
+        self._calm = None
+        logger.warning(
+            "%s is reading again; %d hub messages for it were dropped",
+            self.name,
+            self.dropped - self._stalled_since,
+        )
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        if self._calm is not None:
+            self._calm.cancel()
+            self._burst_over()
         self._on_lost(self)
 
 
@@ -371,7 +389,9 @@ class IpcBroker(Broker):
         except msgspec.MsgspecError as exc:
             logger.error("the worker relay sent a malformed HISTORY frame: %s", exc)
             return
-        read = HistoryRead(frame.kind, frame.epoch, frame.start, frame.entries, frame.reason)
+        read = HistoryRead(
+            frame.kind, frame.epoch, frame.start, frame.entries, frame.reason, frame.total
+        )
         _resolve(self._reads.pop(frame.id, None), read)
 
     def _oversized(self, link: Link, size: int) -> None:
@@ -677,7 +697,15 @@ class Relay:
                 kind, reason = "not_recovered", "trimmed"
             read = HistoryRead(kind, read.epoch, start, cut, reason)
         return self._encoder.encode(
-            HistoryFrame(request_id, read.kind, read.epoch, read.start, read.entries, read.reason)
+            HistoryFrame(
+                request_id,
+                read.kind,
+                read.epoch,
+                read.start,
+                read.entries,
+                read.reason,
+                read.total if read.entries is entries else len(read.entries),
+            )
         )
 
     def _oversized(self, link: Link, size: int) -> None:

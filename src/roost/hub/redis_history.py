@@ -109,7 +109,7 @@ if asked ~= '' then
     if expired > since then reason = 'expired' else reason = 'trimmed' end
   end
   if reason == '' then
-    local out = {'recovered', epoch, since, ''}
+    local out = {'recovered', epoch, since, '', last - since}
     if since < last then
       local found
       if limit > 0 then
@@ -131,7 +131,7 @@ local start = last
 if #tail > 0 then start = offset_of(tail[#tail][1]) - 1 end
 local kind = 'joined'
 if asked ~= '' then kind = 'not_recovered' end
-local out = {kind, epoch, start, reason}
+local out = {kind, epoch, start, reason, #tail}
 local stop = 1
 if limit > 0 and #tail > limit then stop = #tail - limit + 1 end
 for i = #tail, stop, -1 do
@@ -174,9 +174,9 @@ def unframe(data: bytes) -> tuple[str, int, bytes] | None:
 
 def read_of(reply: Any) -> HistoryRead[bytes]:
     """The READ script's reply as a HistoryRead."""
-    kind, epoch, start, reason, *flat = reply
+    kind, epoch, start, reason, total, *flat = reply
     entries = [(int(flat[i]), bytes(flat[i + 1])) for i in range(0, len(flat), 2)]
-    return HistoryRead(_text(kind), _text(epoch), int(start), entries, _text(reason))
+    return HistoryRead(_text(kind), _text(epoch), int(start), entries, _text(reason), int(total))
 
 
 def _text(value: bytes | str) -> str:

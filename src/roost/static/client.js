@@ -14,7 +14,7 @@
   "use strict";
 
   const RESUME_PARAM = "roost_resume";
-  const MAX_RESUME_ROOMS = 256; // the most roost accepts in one roost_resume
+  const MAX_RESUME_ROOMS = 128; // the most roost accepts in one roost_resume
   const MAX_RESUME_CHARS = 6000; // keeps the handshake's URL well under roost's header limit
   const ROOST_PREFIX = '{"roost":'; // how every message from roost itself begins
   const NOTICES = new Set(["joined", "recovered", "not_recovered"]);
