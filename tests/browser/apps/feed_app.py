@@ -74,10 +74,12 @@ async def publish(websocket: WebSocket) -> None:
         await websocket.send_text(f"ok {text}")
 
 
-@app.websocket("/crafted", history=RoomHistory())
+@app.websocket("/crafted")
 async def crafted(websocket: WebSocket) -> None:
     """Sends what the client must sort out: duplicate and stale envelopes, a new epoch,
-    binary data, bare messages and a presence event; then ``{"done": true}``."""
+    binary data, bare messages and a presence event; then ``{"done": true}``. (An endpoint
+    without history or presence events: on one with them, roost refuses to send text that
+    passes for its own messages.)"""
 
     def envelope(epoch: str, offset: int, data: str, key: str = "data") -> str:
         return (
