@@ -1,9 +1,11 @@
-"""Shared fixtures: run an app on a real socket on 127.0.0.1, on the test's own event loop."""
+"""Shared fixtures: run an app on a real socket on 127.0.0.1, on the test's own event loop;
+a real redis-server on a free port (``redis`` and ``redis_server``, the same)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -11,6 +13,7 @@ import pytest
 
 from roost import Roost
 from roost.server.serve import Server
+from tests.redis_server import RedisServer
 from tests.timing import SCALE
 
 
@@ -61,3 +64,22 @@ def pytest_asyncio_loop_factories(
 def serve() -> Callable[[Roost], object]:
     """``async with serve(app) as server:`` then connect to ``server.port``."""
     return running
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[RedisServer]:
+    """A redis-server of its own on a free port, killed and removed after the test."""
+    server = RedisServer()
+    server.start()
+    try:
+        await server.ready()
+        yield server
+    finally:
+        server.kill()
+        shutil.rmtree(server.dir, ignore_errors=True)
+
+
+@pytest.fixture
+async def redis_server(redis: RedisServer) -> RedisServer:
+    """The ``redis`` fixture, under the name the hub tests use."""
+    return redis

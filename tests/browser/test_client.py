@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -63,18 +62,6 @@ async def servers() -> AsyncIterator[list[AppServer]]:
     finally:
         for server in started:
             await server.stop()
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        await server.ready()
-        yield server
-    finally:
-        server.kill()
-        shutil.rmtree(server.dir, ignore_errors=True)
 
 
 async def open_page(chromium: Any, server: AppServer, path: str = "/feed") -> Any:

@@ -6,8 +6,6 @@ after a pub/sub reconnect filled from the history, and presence with metadata an
 from __future__ import annotations
 
 import asyncio
-import shutil
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -27,18 +25,6 @@ from tests.redis_server import RedisServer, needs_redis
 from tests.timing import eventually
 
 pytestmark = needs_redis
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        await server.ready()
-        yield server
-    finally:
-        server.kill()
-        shutil.rmtree(server.dir, ignore_errors=True)
 
 
 class CountingBroker(RedisBroker):

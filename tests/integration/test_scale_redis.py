@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
-from collections.abc import AsyncIterator
 
-import pytest
 import websockets
 
 from tests.integration.cluster import ClusterServer, ask, eventually, receive_text
@@ -14,18 +11,6 @@ from tests.redis_server import RedisServer, needs_redis
 from tests.timing import seconds
 
 pytestmark = needs_redis
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        await server.ready()
-        yield server
-    finally:
-        server.kill()
-        shutil.rmtree(server.dir, ignore_errors=True)
 
 
 async def is_listed(ws: websockets.ClientConnection, conn_id: object) -> bool:
