@@ -39,8 +39,9 @@ CATCH_UP_HOLDS = 1024 * 1024
 READ_PAGE = 64
 #: Longest wait at start for the presence of the other nodes (seconds).
 PEERS_WAIT = 2.0
-#: Times a catch-up reads the history again when more arrived than it could hold meanwhile
-#: (or the messages it held had a gap), before it gives up on a member too slow to catch up.
+#: Times in a row a catch-up reads the history again without moving on (more arrived than it
+#: could hold meanwhile, or what it held had a gap) before it tells its members what they
+#: missed (``not_recovered``, ``trimmed``) and lets them go live.
 MAX_REREADS = 8
 #: About how many bytes of presence one message of a node's state carries.
 STATE_PART = 1024 * 1024
@@ -499,11 +500,15 @@ class Hub:
                 group.buffered = 0
                 rereads += 1
             if rereads > MAX_REREADS:
-                for cid in list(group.conns):
-                    self.registry.disconnect(cid, 1008, "too slow to catch up with the room")
-                group.buffer = None
-                self._release(key, group)
-                return
+                # The room moves on faster than its history can be read here: say what is
+                # missed, and go live from the last message this node has delivered.
+                live = self._marks.get(key) or floor
+                notice = control(
+                    "not_recovered", room, live.epoch, live.offset, reason="trimmed", replay=0
+                )
+                self._send_group(group, room, notice, None)
+                floor = live
+                break
             read = await self._read_or_say(endpoint, room, config, floor, 0)
             if read.kind != "recovered":  # gone meanwhile: say so, and go on from there
                 self._notice(group, room, read)
