@@ -12,7 +12,7 @@ import signal
 from typing import Any
 
 from tests.browser.servers import AppServer
-from tests.browser.test_client import chromium, redis, servers, wait_ms  # noqa: F401 (fixtures)
+from tests.browser.test_client import chromium, servers, wait_ms  # noqa: F401 (fixtures)
 from tests.redis_server import RedisServer, needs_redis
 
 DEMO = "examples.chat.app"
@@ -137,7 +137,7 @@ async def test_two_workers_one_room(chromium: Any, servers: list[AppServer]) -> 
 async def test_two_servers_sharing_redis_one_room(
     chromium: Any,  # noqa: F811
     servers: list[AppServer],  # noqa: F811
-    redis: RedisServer,  # noqa: F811
+    redis: RedisServer,
 ) -> None:
     one = await AppServer(DEMO, "--broker", redis.url).start()
     two = await AppServer(DEMO, "--broker", redis.url).start()
