@@ -177,6 +177,8 @@ class WebSocketEndpoint:
     def room_history(self, room: str, history: RoomHistory | None) -> None:
         """Give room ``room`` its own history settings (None: no history for that room),
         instead of the endpoint's."""
+        if type(room) is not str:
+            raise TypeError(f"a room is named by a str, not {type(room).__name__}")
         if history is not None and not isinstance(history, RoomHistory):
             raise TypeError(f"history must be a RoomHistory or None, not {history!r}")
         self.room_histories[room] = history

@@ -31,6 +31,7 @@ class WebSocket:
 
     __slots__ = (
         "_channel",
+        "_guarded",
         "_hub",
         "client",
         "codec",
@@ -58,6 +59,9 @@ class WebSocket:
         resume: dict[str, Position] | None = None,
     ) -> None:
         self._hub = hub
+        # Whether sends are checked for text that passes for roost's own messages: decided
+        # once per connection, not per message.
+        self._guarded = endpoint in hub.reserved
         #: The positions its client asked to resume from, per room (``roost_resume``).
         self.resume: dict[str, Position] = resume or {}
         self.codec = codec
@@ -101,7 +105,8 @@ class WebSocket:
     async def send_text(self, data: str) -> None:
         """Send a text message (on an endpoint with room history or presence events, not a
         JSON object with the key "roost": ValueError)."""
-        self._hub.check_outgoing(self.endpoint, data)
+        if self._guarded:
+            self._hub.check_outgoing(self.endpoint, data)
         await self._channel.send_text(data)
 
     async def send_bytes(self, data: bytes) -> None:
@@ -111,7 +116,8 @@ class WebSocket:
     async def send_json(self, data: Any) -> None:
         """Send ``data`` serialized as JSON, in a text message."""
         text = orjson.dumps(data).decode("utf-8")
-        self._hub.check_outgoing(self.endpoint, text)
+        if self._guarded:
+            self._hub.check_outgoing(self.endpoint, text)
         await self._channel.send_text(text)
 
     async def send(self, data: Any) -> None:
@@ -120,7 +126,8 @@ class WebSocket:
         if type(data) is not str and type(data) is not bytes:
             data = self.codec.encode(data)
         if isinstance(data, str):
-            self._hub.check_outgoing(self.endpoint, data)
+            if self._guarded:
+                self._hub.check_outgoing(self.endpoint, data)
             await self._channel.send_text(data)
         else:
             await self._channel.send_bytes(data)

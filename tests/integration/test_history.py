@@ -378,6 +378,45 @@ def test_history_settings_are_checked() -> None:
     app = Roost(__file__)
     with pytest.raises(TypeError, match="RoomHistory"):
         app.websocket("/x", history=100)(lambda websocket: None)  # type: ignore[arg-type]
+    endpoint = app.websocket("/y", history=RoomHistory())(lambda websocket: None)
+    with pytest.raises(TypeError, match="a room is named by a str"):
+        endpoint.room_history(7, RoomHistory())  # type: ignore[arg-type]
+
+
+async def test_a_direct_send_that_passes_for_roosts_own_is_refused(serve) -> None:  # type: ignore[no-untyped-def]
+    """On an endpoint with history, send_text/send_json/send of a JSON object with the key
+    "roost" raise ValueError (each spelling of the key); on an endpoint without, they go."""
+    app = Roost(__file__)
+    refused: list[str] = []
+
+    async def try_all(websocket) -> None:  # type: ignore[no-untyped-def]
+        for attempt in (
+            lambda: websocket.send_text('{"roost": "leave", "id": "x"}'),
+            lambda: websocket.send_text(' {"\\u0072oost": "message"}'),
+            lambda: websocket.send_json({"roost": "joined"}),
+            lambda: websocket.send({"roost": "recovered"}),
+        ):
+            try:
+                await attempt()
+            except ValueError as exc:
+                refused.append(str(exc))
+        await websocket.send_text("done")
+
+    @app.websocket("/guarded", history=RoomHistory(), ping_interval=None)
+    async def guarded(websocket):  # type: ignore[no-untyped-def]
+        await try_all(websocket)
+
+    @app.websocket("/open", ping_interval=None)
+    async def open_(websocket):  # type: ignore[no-untyped-def]
+        await try_all(websocket)
+
+    async with serve(app) as server:
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/guarded") as ws:
+            assert await ws.recv() == "done"
+        assert len(refused) == 4 and all('the key "roost"' in r for r in refused)
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/open") as ws:
+            got = [await ws.recv() for _ in range(5)]
+        assert got[-1] == "done" and len(refused) == 4
 
 
 async def test_a_backlog_larger_than_the_outbound_limit_reaches_a_reading_client(serve) -> None:  # type: ignore[no-untyped-def]
